@@ -1,0 +1,18 @@
+// The one place probe kinds are registered: adding a kind is its own file plus one line here.
+import type { ProbeKind } from './types.js';
+import http from './http.js';
+import tcp from './tcp.js';
+import tls from './tls.js';
+
+const kinds: ProbeKind[] = [http, tcp, tls];
+
+export const probeKinds: ReadonlyMap<string, ProbeKind> = new Map(kinds.map((k) => [k.kind, k]));
+
+export function getProbeKind(kind: string): ProbeKind | undefined {
+  return probeKinds.get(kind);
+}
+
+/** Closes every kind's shared resources (pools, agents): on reload and shutdown. */
+export async function closeProbeKinds(): Promise<void> {
+  await Promise.allSettled(kinds.map((k) => k.close?.()));
+}

@@ -1,0 +1,99 @@
+// The one interface every probe kind implements. A kind lives in one file under
+// src/probes/, ends in `export default defineProbe({...})`, and is registered by one line
+// in src/probes/index.ts. The harness (src/harness.ts) owns timeouts, durations and the
+// translation of exceptions into `error` results, so a kind only measures.
+import type { Static, TSchema } from '@sinclair/typebox';
+import type { Logger } from 'pino';
+import type { Reason } from '../reasons.js';
+
+/**
+ * The type of a field a probe reports, as conditions see it. `unit` lets a condition
+ * compare against a duration literal (`duration_ms < 500ms`, `age_seconds < 1h`): the
+ * literal is converted to that unit when the checklist is loaded.
+ */
+export interface FieldSpec {
+  type: 'number' | 'string' | 'boolean' | 'any';
+  unit?: 'ms' | 's' | 'days';
+  /** One line for the generated reference docs. */
+  description?: string;
+}
+
+/**
+ * Field names a probe reports. A name ending in `.*` declares a family (`json.*`,
+ * `header.*`): any field below that prefix may be used in conditions.
+ */
+export type FieldSpecs = Record<string, FieldSpec['type'] | FieldSpec>;
+
+/** What one run of a probe measured. Probes return this for a down target; they throw only for bugs. */
+export interface Observation {
+  /** The headline number for `readiness_check_value` (days left, percent, ms, count). */
+  value?: number;
+  /** Named measurements that `expect`/`warn` conditions refer to. */
+  fields: Record<string, unknown>;
+  /** The query ran but returned nothing (an empty vector, no rows): decided by the check's `onNoData`. */
+  noData?: boolean;
+  /**
+   * The target answered and the answer is bad by the probe's own standard (a certificate
+   * chain that does not verify, an unexpected HTTP status): the check is `fail` with this
+   * reason, whatever its conditions say.
+   */
+  failure?: { reason: Reason; message: string };
+  /** The target could not be measured (refused, DNS, protocol garbage): the check is `error`. */
+  error?: { reason: Reason; message: string };
+  /** A short human summary of what was seen, shown in /readiness when nothing failed. */
+  message?: string;
+}
+
+/** What the harness hands to a probe run. */
+export interface ProbeContext {
+  /** Aborted at the check's timeout and at shutdown: pass it to every I/O call. */
+  signal: AbortSignal;
+  /** A child logger bound to {check, probe}. Never log secrets. */
+  log: Logger;
+  /** The check id, for messages. */
+  checkId: string;
+  /** The check's timeout in milliseconds (the signal fires then). */
+  timeoutMs: number;
+  /** Environment variables, read at load time; probes take secrets (tokens) from here. */
+  env: NodeJS.ProcessEnv;
+  /** Latest numeric value of another check, for measurements that combine checks. */
+  valueOf(checkId: string): number | undefined;
+}
+
+/** A probe kind: its name, its parameters' schema, the fields it reports, and its run function. */
+export interface ProbeKind<S extends TSchema = TSchema> {
+  /** The YAML `probe:` value, the file name, and the metric-free identifier of the kind. */
+  kind: string;
+  /** One line describing what the kind measures. */
+  description: string;
+  /** TypeBox schema of the check's `with:` (merged over its target's fields). */
+  params: S;
+  /** Fields conditions may refer to. */
+  fields: FieldSpecs;
+  /**
+   * Names of params that hold secrets (tokens, passwords, URLs with credentials): never
+   * logged, never shown in /readiness or /checks.
+   */
+  secretParams?: readonly string[];
+  /** Called once per loaded checklist for each check of this kind: extra validation beyond the schema. */
+  validate?(params: Static<S>): string[];
+  run(params: Static<S>, ctx: ProbeContext): Promise<Observation>;
+  /** Releases pools/agents held for the kind (called on reload and shutdown). */
+  close?(): Promise<void>;
+}
+
+/** Identity function that gives a probe kind's object literal its types. */
+export function defineProbe<S extends TSchema>(probe: ProbeKind<S>): ProbeKind<S> {
+  return probe;
+}
+
+/** Throw from a probe for a target that answered with something unusable (garbage, bad auth). */
+export class ProbeError extends Error {
+  constructor(
+    readonly reason: Reason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ProbeError';
+  }
+}
