@@ -26,3 +26,36 @@ export type Reason = keyof typeof REASONS;
 export function isReason(s: string): s is Reason {
   return Object.hasOwn(REASONS, s);
 }
+
+const CODE_REASONS: Record<string, Reason> = {
+  ECONNREFUSED: 'refused',
+  ECONNRESET: 'refused',
+  EPIPE: 'refused',
+  EHOSTUNREACH: 'refused',
+  ENETUNREACH: 'refused',
+  ENOTFOUND: 'dns',
+  EAI_AGAIN: 'dns',
+  ETIMEDOUT: 'timeout',
+  UND_ERR_CONNECT_TIMEOUT: 'timeout',
+  UND_ERR_HEADERS_TIMEOUT: 'timeout',
+  UND_ERR_BODY_TIMEOUT: 'timeout',
+  ABORT_ERR: 'timeout',
+  HPE_INVALID_CONSTANT: 'protocol',
+  HPE_INVALID_VERSION: 'protocol',
+  HPE_INVALID_STATUS: 'protocol',
+  HPE_INVALID_HEADER_TOKEN: 'protocol',
+  UND_ERR_SOCKET: 'refused',
+};
+
+/** Best reason for an error thrown by Node, undici or a driver: its code, its cause's code, or `error`. */
+export function reasonFromError(err: unknown): Reason {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const explicit = (e as { reason?: unknown }).reason;
+    if (typeof explicit === 'string' && isReason(explicit)) return explicit;
+    const code = String((e as { code?: unknown }).code ?? '');
+    if (CODE_REASONS[code]) return CODE_REASONS[code];
+    if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) return 'tls';
+    if ((e as { name?: string }).name === 'AbortError' || (e as { name?: string }).name === 'TimeoutError') return 'timeout';
+  }
+  return 'error';
+}

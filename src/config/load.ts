@@ -1,0 +1,422 @@
+// Loads a checklist file: YAML with source positions, ${ENV} substitution, schema validation,
+// then the checks' own rules (ids, kinds, durations, cron, conditions, params, dependencies).
+// Every problem is collected with file:line:col; nothing starts while any remains.
+import { readFile } from 'node:fs/promises';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { Cron } from 'croner';
+import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { ConditionError, lookupField, parseCondition, type Condition } from '../conditions.js';
+import { getProbeKind, probeKinds } from '../probes/index.js';
+import type { ProbeKind } from '../probes/types.js';
+import { parseDuration } from './duration.js';
+import { substituteEnv, type Substituted } from './env.js';
+import { CheckSchema, ChecklistSchema, DefaultsSchema, type RawCheck, type RawChecklist } from './schema.js';
+import type { CheckDef, Checklist, Diagnostic } from './types.js';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+const DEFAULT_INTERVAL_MS = 60_000;
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+export type LoadResult = { ok: true; checklist: Checklist } | { ok: false; diagnostics: Diagnostic[] };
+
+const ajv = addFormats(new Ajv({ allErrors: true, strict: false, verbose: true }));
+const validateChecklist = ajv.compile<RawChecklist>(ChecklistSchema);
+const paramsAjv = addFormats(new Ajv({ allErrors: true, strict: false, verbose: true, coerceTypes: true, useDefaults: true }));
+const paramValidators = new Map<string, ValidateFunction>();
+
+function paramValidator(kind: ProbeKind): ValidateFunction {
+  let v = paramValidators.get(kind.kind);
+  if (!v) {
+    v = paramsAjv.compile(kind.params);
+    paramValidators.set(kind.kind, v);
+  }
+  return v;
+}
+
+export async function loadChecklistFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    return { ok: false, diagnostics: [{ file, line: 1, col: 1, message: `cannot read checklist: ${(err as Error).message}` }] };
+  }
+  return loadChecklist(text, file, env);
+}
+
+/** Collects diagnostics against positions in one parsed document. */
+class Reporter {
+  readonly diagnostics: Diagnostic[] = [];
+  constructor(
+    readonly file: string,
+    readonly doc: Document,
+    readonly lines: LineCounter,
+  ) {}
+
+  /** Reports at the node at `path` (or its nearest existing parent); `key` points at the key instead of the value. */
+  at(path: readonly (string | number)[], message: string, opts: { key?: boolean; offset?: number } = {}): void {
+    let node: YamlNode | undefined;
+    let p = [...path];
+    for (; ; p = p.slice(0, -1)) {
+      node = (p.length === 0 ? this.doc.contents : this.doc.getIn(p, true)) as YamlNode | undefined;
+      if (node || p.length === 0) break;
+    }
+    let offset = node?.range?.[0] ?? 0;
+    if (opts.key && p.length > 0) {
+      const parent = p.length === 1 ? this.doc.contents : this.doc.getIn(p.slice(0, -1), true);
+      if (isMap(parent)) {
+        const pair = parent.items.find((it) => isScalar(it.key) && it.key.value === p[p.length - 1]);
+        if (pair && isScalar(pair.key) && pair.key.range) offset = pair.key.range[0];
+      }
+    }
+    if (opts.offset !== undefined && node && isScalar(node)) {
+      // Inside a quoted scalar, column 0 of its text is one past the quote.
+      const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
+      offset += opts.offset + (quoted ? 1 : 0);
+    }
+    const { line, col } = this.lines.linePos(offset);
+    this.diagnostics.push({ file: this.file, line, col, message });
+  }
+}
+
+export function loadChecklist(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const r = new Reporter(file, doc, lines);
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      const { line, col } = lines.linePos(e.pos[0]);
+      r.diagnostics.push({ file, line, col, message: `YAML: ${e.message.split('\n')[0]}` });
+    }
+    return { ok: false, diagnostics: r.diagnostics };
+  }
+  const raw: unknown = doc.toJS();
+  let parts: Parts;
+  if (validateChecklist(raw)) {
+    parts = { name: raw.checklist, defaults: raw.defaults ?? {}, targets: raw.targets ?? {}, checks: raw.checks.map((c, i) => [i, c]) };
+  } else {
+    reportSchemaErrors(r, validateChecklist.errors ?? []);
+    // Keep checking what is well-formed, so one run lists every problem in the file.
+    parts = salvage(raw);
+  }
+  const checklist = buildChecklist(parts, r, env);
+  if (r.diagnostics.length > 0) return { ok: false, diagnostics: sorted(r.diagnostics) };
+  return { ok: true, checklist: checklist! };
+}
+
+function sorted(ds: Diagnostic[]): Diagnostic[] {
+  return [...ds].sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+function pointerPath(instancePath: string): (string | number)[] {
+  if (instancePath === '') return [];
+  return instancePath
+    .slice(1)
+    .split('/')
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+function closest(word: string, options: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const o of options) {
+    const d = editDistance(word.toLowerCase(), o.toLowerCase());
+    if (d < bestD) [best, bestD] = [o, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** Turns ajv's errors into one line each, at the offending key or value. */
+function reportSchemaErrors(r: Reporter, errors: ErrorObject[], base: (string | number)[] = [], what = ''): void {
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const path = [...base, ...pointerPath(e.instancePath)];
+    const name = what || String(path[path.length - 1] ?? 'checklist');
+    let message: string;
+    let key = false;
+    let at = path;
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const extra = String(e.params.additionalProperty);
+        const allowed = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
+        const hint = closest(extra, allowed);
+        message = `unknown key "${extra}"${hint ? ` (did you mean "${hint}"?)` : ''}; allowed: ${allowed.join(', ')}`;
+        at = [...path, extra];
+        key = true;
+        break;
+      }
+      case 'required':
+        message = `missing required key "${String(e.params.missingProperty)}"`;
+        break;
+      case 'enum':
+        message = `"${name}" must be one of ${(e.params.allowedValues as unknown[]).join(', ')}, got ${JSON.stringify(e.data)}`;
+        break;
+      case 'type':
+        message = `"${name}" must be ${String(e.params.type)}, got ${JSON.stringify(e.data)}`;
+        break;
+      case 'pattern': {
+        const hint = (e.parentSchema as Record<string, string | undefined>)['x-hint'];
+        message = `"${name}" is ${JSON.stringify(e.data)}: expected ${hint ?? `a value matching ${String(e.params.pattern)}`}`;
+        if (e.propertyName !== undefined) key = true;
+        break;
+      }
+      case 'propertyNames':
+        continue; // reported by the nested 'pattern' error with the key itself
+      case 'format':
+        message = `"${name}" must be a valid ${String(e.params.format)}, got ${JSON.stringify(e.data)}`;
+        break;
+      case 'minItems':
+        message = `"${name}" needs at least ${String(e.params.limit)} item(s)`;
+        break;
+      default:
+        message = `"${name}" ${e.message ?? 'is invalid'}`;
+    }
+    if (e.propertyName !== undefined && e.keyword === 'pattern') {
+      at = [...path, e.propertyName];
+      message = `name "${e.propertyName}" is not allowed: ${(e.parentSchema as Record<string, string>)['x-hint'] ?? `use letters, digits, _ and -`}`;
+    }
+    const dedupe = `${at.join('/')}|${message}`;
+    if (seen.has(dedupe)) continue;
+    seen.add(dedupe);
+    r.at(at, message, { key });
+  }
+}
+
+function durationAt(r: Reporter, path: (string | number)[], text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) {
+    r.at(path, `bad duration ${JSON.stringify(text)}: use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 30d`);
+    return fallback;
+  }
+  return ms;
+}
+
+/** The interval a cron expression implies: the gap between its next two firings. */
+function cronInterval(expr: string): number {
+  const cron = new Cron(expr, { paused: true, mode: '5-or-6-parts' });
+  const [a, b] = cron.nextRuns(2);
+  cron.stop();
+  return a && b ? b.getTime() - a.getTime() : DEFAULT_INTERVAL_MS;
+}
+
+/** The parts of a checklist that passed the schema, each check with its index in the file. */
+interface Parts {
+  name: string;
+  defaults: NonNullable<RawChecklist['defaults']>;
+  targets: Record<string, Record<string, unknown>>;
+  checks: [number, RawCheck][];
+}
+
+const validateCheck = ajv.compile<RawCheck>(CheckSchema);
+const validateDefaults = ajv.compile<NonNullable<RawChecklist['defaults']>>(DefaultsSchema);
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function salvage(raw: unknown): Parts {
+  const o = isObject(raw) ? raw : {};
+  const targets = isObject(o.targets) ? Object.fromEntries(Object.entries(o.targets).filter(([, t]) => isObject(t))) : {};
+  const checks = Array.isArray(o.checks) ? o.checks.flatMap((c, i): [number, RawCheck][] => (validateCheck(c) ? [[i, c]] : [])) : [];
+  return {
+    name: typeof o.checklist === 'string' ? o.checklist : 'invalid',
+    defaults: validateDefaults(o.defaults) ? o.defaults : {},
+    targets: targets as Parts['targets'],
+    checks,
+  };
+}
+
+function buildChecklist(raw: Parts, r: Reporter, env: NodeJS.ProcessEnv): Checklist | undefined {
+  const d = raw.defaults;
+  const defInterval = durationAt(r, ['defaults', 'interval'], d.interval, DEFAULT_INTERVAL_MS);
+  const defTimeout = durationAt(r, ['defaults', 'timeout'], d.timeout, DEFAULT_TIMEOUT_MS);
+  const targets = raw.targets;
+
+  const ids = new Map<string, number>();
+  for (const [i, c] of raw.checks) {
+    const first = ids.get(c.id);
+    if (first !== undefined) r.at(['checks', i, 'id'], `duplicate check id "${c.id}" (first defined at checks[${first}])`);
+    else ids.set(c.id, i);
+  }
+
+  const checks: CheckDef[] = [];
+  for (const [i, c] of raw.checks) {
+    const def = buildCheck(c, i, r, env, targets, { defInterval, defTimeout, d }, ids);
+    if (def) checks.push(def);
+  }
+  reportCycles(raw.checks, r);
+  if (r.diagnostics.length > 0) return undefined;
+  const byId = new Map(checks.map((c) => [c.id, Object.freeze(c)]));
+  return Object.freeze({ name: raw.name, file: r.file, checks: Object.freeze(checks), byId });
+}
+
+function buildCheck(
+  c: RawCheck,
+  i: number,
+  r: Reporter,
+  env: NodeJS.ProcessEnv,
+  targets: Record<string, Record<string, unknown>>,
+  defs: { defInterval: number; defTimeout: number; d: NonNullable<RawChecklist['defaults']> },
+  ids: Map<string, number>,
+): CheckDef | undefined {
+  const at = (...p: (string | number)[]) => ['checks', i, ...p];
+  const kind = getProbeKind(c.probe);
+  if (!kind) {
+    const known = [...probeKinds.keys()];
+    const hint = closest(c.probe, known);
+    r.at(at('probe'), `unknown probe kind "${c.probe}"${hint ? ` (did you mean "${hint}"?)` : ''}; known kinds: ${known.join(', ')}`);
+  }
+
+  let intervalMs = durationAt(r, at('interval'), c.interval, defs.defInterval);
+  if (c.schedule !== undefined) {
+    if (c.interval !== undefined) r.at(at('schedule'), 'set either "interval" or "schedule", not both');
+    try {
+      intervalMs = cronInterval(c.schedule);
+    } catch (err) {
+      r.at(at('schedule'), `bad cron expression ${JSON.stringify(c.schedule)}: ${(err as Error).message}`);
+    }
+  }
+  const timeoutMs = durationAt(r, at('timeout'), c.timeout, defs.defTimeout);
+  if (timeoutMs > intervalMs) {
+    r.at(at(c.timeout !== undefined ? 'timeout' : 'id'), `timeout ${c.timeout ?? 'default'} (${timeoutMs} ms) is longer than the interval (${intervalMs} ms): runs would pile up`);
+  }
+
+  for (const [j, dep] of (c.dependsOn ?? []).entries()) {
+    if (!ids.has(dep)) r.at(at('dependsOn', j), `dependsOn names unknown check "${dep}"`);
+    else if (dep === c.id) r.at(at('dependsOn', j), 'a check cannot depend on itself');
+  }
+
+  // Target fields first, then `with:` over them; ${ENV} substituted in both.
+  let target: Record<string, unknown> = {};
+  let targetSub: Substituted | undefined;
+  if (c.target !== undefined) {
+    const t = targets[c.target];
+    if (!t) r.at(at('target'), `unknown target "${c.target}"; defined targets: ${Object.keys(targets).join(', ') || '(none)'}`);
+    else {
+      targetSub = substituteEnv(t, env);
+      target = targetSub.value as Record<string, unknown>;
+    }
+  }
+  const withSub = substituteEnv(c.with ?? {}, env);
+  for (const bad of [...(targetSub?.malformed ?? []), ...withSub.malformed]) {
+    r.at(c.target && targetSub?.malformed.includes(bad) ? ['targets', c.target] : at('with'), `malformed \${...} reference in ${JSON.stringify(bad)}: use \${NAME} or \${NAME:-default}`);
+  }
+  const params: Record<string, unknown> = { ...target, ...(withSub.value as Record<string, unknown>) };
+  // Conditions may compare with the environment too (`json.info.version == "${RELEASE_VERSION}"`).
+  const condSub = substituteEnv({ expect: c.expect ?? [], warn: c.warn ?? [] }, env);
+  const condText = condSub.value as { expect: string[]; warn: string[] };
+  const missing = [...new Set([...(targetSub?.missing ?? []), ...withSub.missing, ...condSub.missing])];
+  const missingKeys = new Set([...(targetSub?.missingKeys ?? []), ...withSub.missingKeys]);
+
+  const conds = (key: 'expect' | 'warn'): Condition[] => {
+    const out: Condition[] = [];
+    for (const [j, src] of condText[key].entries()) {
+      if (!kind) continue;
+      const written = c[key]![j]!;
+      try {
+        out.push({ ...parseCondition(src, kind.fields), source: written });
+      } catch (err) {
+        if (!(err instanceof ConditionError)) throw err;
+        // The column is exact unless ${...} substitution changed the text's length before it.
+        r.at(at(key, j), `bad condition ${JSON.stringify(written)}: ${err.message}`, { offset: src === written ? err.column : 0 });
+      }
+    }
+    return out;
+  };
+  const expect = conds('expect');
+  const warn = conds('warn');
+
+  if (kind && c.value !== undefined) {
+    const spec = lookupField(kind.fields, c.value);
+    if (!spec) r.at(at('value'), `unknown field "${c.value}" for probe ${kind.kind}; it reports: ${Object.keys(kind.fields).join(', ')}`);
+    else if (spec.type !== 'number' && spec.type !== 'any' && spec.type !== 'boolean') r.at(at('value'), `field "${c.value}" is a ${spec.type}, not a number`);
+  }
+
+  const targetMissing = c.target !== undefined && !targets[c.target];
+  if (kind && !targetMissing) {
+    const validate = paramValidator(kind);
+    if (!validate(params)) {
+      // Errors in params that hold an unset ${VAR} are expected: the check is unconfigured, not invalid.
+      const errs = (validate.errors ?? []).filter((e) => {
+        const top = pointerPath(e.instancePath)[0];
+        return !(top !== undefined && missingKeys.has(String(top)));
+      });
+      const inWith = (e: ErrorObject) => {
+        const top = e.keyword === 'additionalProperties' ? String(e.params.additionalProperty) : String(pointerPath(e.instancePath)[0] ?? '');
+        return top === '' || Object.hasOwn(c.with ?? {}, top) || !c.target || !targets[c.target];
+      };
+      reportSchemaErrors(r, errs.filter(inWith), at('with'));
+      if (c.target) reportSchemaErrors(r, errs.filter((e) => !inWith(e)), ['targets', c.target]);
+    } else if (missing.length === 0 && kind.validate) {
+      for (const msg of kind.validate(params as never)) r.at(at('with'), msg);
+    }
+  }
+
+  if (!kind) return undefined;
+  const secrets = (kind.secretParams ?? []).flatMap((k) => (typeof params[k] === 'string' && params[k] !== '' ? [params[k] as string] : []));
+  return {
+    id: c.id,
+    title: c.title,
+    ...(c.description !== undefined && { description: c.description }),
+    section: c.section,
+    severity: c.severity,
+    phase: c.phase,
+    kind: kind.kind,
+    probe: kind,
+    params,
+    expect,
+    warn,
+    intervalMs,
+    ...(c.schedule !== undefined && { schedule: c.schedule }),
+    timeoutMs,
+    ...(c.runbook !== undefined && { runbook: c.runbook }),
+    failAfter: c.failAfter ?? defs.d.failAfter ?? 1,
+    passAfter: c.passAfter ?? defs.d.passAfter ?? 1,
+    onNoData: c.onNoData ?? defs.d.onNoData ?? 'error',
+    dependsOn: c.dependsOn ?? [],
+    gate: c.gate ?? true,
+    ...(c.value !== undefined && { valueField: c.value }),
+    ...(missing.length > 0 && {
+      unconfigured: `environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set`,
+    }),
+    secrets,
+  };
+}
+
+/** A dependency cycle would leave every check in it waiting on another: reject it at load. */
+function reportCycles(checks: [number, RawCheck][], r: Reporter): void {
+  const deps = new Map(checks.map(([, c]) => [c.id, c.dependsOn ?? []]));
+  const index = new Map(checks.map(([i, c]) => [c.id, i]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const reported = new Set<string>();
+  const visit = (id: string, stack: string[]): void => {
+    if (state.get(id) === 'done') return;
+    if (state.get(id) === 'visiting') {
+      const cycle = [...stack.slice(stack.indexOf(id)), id];
+      const key = [...cycle].sort().join(',');
+      if (!reported.has(key)) {
+        reported.add(key);
+        r.at(['checks', index.get(id)!, 'dependsOn'], `dependency cycle: ${cycle.join(' -> ')}`);
+      }
+      return;
+    }
+    state.set(id, 'visiting');
+    for (const d of deps.get(id) ?? []) if (deps.has(d)) visit(d, [...stack, id]);
+    state.set(id, 'done');
+  };
+  for (const [, c] of checks) visit(c.id, []);
+}

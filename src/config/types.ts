@@ -1,0 +1,58 @@
+// A loaded, validated checklist: what the scheduler, the metrics and the API work from.
+// Built once by the loader and frozen; a reload builds a new one.
+import type { Condition } from '../conditions.js';
+import type { ProbeKind } from '../probes/types.js';
+import type { OnNoData, Phase, Severity } from './schema.js';
+
+export interface CheckDef {
+  id: string;
+  title: string;
+  description?: string;
+  section: string;
+  severity: Severity;
+  phase: Phase;
+  /** The probe kind's name (`http`, `tls`, ...). */
+  kind: string;
+  probe: ProbeKind;
+  /** The kind's parameters: target fields merged under `with:`, env substituted, defaults applied. */
+  params: Record<string, unknown>;
+  expect: readonly Condition[];
+  warn: readonly Condition[];
+  /** Milliseconds between runs; for a cron schedule, the gap between its next two firings. */
+  intervalMs: number;
+  /** Cron expression, when the check runs on a schedule instead of an interval. */
+  schedule?: string;
+  timeoutMs: number;
+  runbook?: string;
+  failAfter: number;
+  passAfter: number;
+  onNoData: OnNoData;
+  dependsOn: readonly string[];
+  gate: boolean;
+  /** Field whose number becomes readiness_check_value, when not the probe's own value. */
+  valueField?: string;
+  /** Set when an environment variable the check needs is unset: the check is `unconfigured`. */
+  unconfigured?: string;
+  /** Substituted values that came from the environment in secret params: redacted from every output. */
+  secrets: readonly string[];
+}
+
+export interface Checklist {
+  name: string;
+  /** The file it was loaded from (for messages and /readiness). */
+  file: string;
+  checks: readonly CheckDef[];
+  byId: ReadonlyMap<string, CheckDef>;
+}
+
+/** One problem found while loading: `file:line:col: message`. */
+export interface Diagnostic {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+}
+
+export function formatDiagnostic(d: Diagnostic): string {
+  return `${d.file}:${d.line}:${d.col}: ${d.message}`;
+}

@@ -1,0 +1,169 @@
+// Runs one check once: the timeout (AbortSignal), the duration, exceptions turned into
+// `error` with a reason, secrets scrubbed from messages, and the observation evaluated
+// against the check's conditions. Probe kinds only measure; everything else is here.
+import type { Logger } from 'pino';
+import { evaluateCondition, resolveField } from './conditions.js';
+import type { CheckDef } from './config/types.js';
+import type { Observation } from './probes/types.js';
+import { reasonFromError, type Reason } from './reasons.js';
+import type { CheckStatus, ConditionOutcome, RunResult, RunState } from './store/types.js';
+
+export interface RunDeps {
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Aborts the run early (shutdown). */
+  signal?: AbortSignal;
+  valueOf?: (checkId: string) => number | undefined;
+}
+
+class TimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+/** Replaces every secret value that reached the check's params with `***`. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
+  return out;
+}
+
+function oneLine(s: string, max = 500): string {
+  const flat = s.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
+}
+
+export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult> {
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new TimeoutError(`timed out after ${def.timeoutMs} ms`)), def.timeoutMs);
+  const onParentAbort = () => ac.abort(deps.signal?.reason ?? new Error('shutting down'));
+  deps.signal?.addEventListener('abort', onParentAbort, { once: true });
+  const log = deps.log.child({ check: def.id, probe: def.kind });
+
+  let obs: Observation | undefined;
+  let thrown: unknown;
+  try {
+    // The race makes the timeout hold even for a probe that ignores its signal.
+    const aborted = new Promise<never>((_, reject) => {
+      if (ac.signal.aborted) reject(ac.signal.reason);
+      ac.signal.addEventListener('abort', () => reject(ac.signal.reason), { once: true });
+    });
+    aborted.catch(() => {});
+    obs = await Promise.race([
+      def.probe.run(def.params as never, {
+        signal: ac.signal,
+        log,
+        checkId: def.id,
+        timeoutMs: def.timeoutMs,
+        env: deps.env ?? process.env,
+        valueOf: deps.valueOf ?? (() => undefined),
+      }),
+      aborted,
+    ]);
+  } catch (err) {
+    thrown = ac.signal.aborted ? ac.signal.reason : err;
+  } finally {
+    clearTimeout(timer);
+    deps.signal?.removeEventListener('abort', onParentAbort);
+  }
+  const finishedAt = Date.now();
+  const durationMs = performance.now() - t0;
+  const base = { check: def.id, startedAt, finishedAt, durationMs };
+
+  let result: RunResult;
+  if (obs === undefined) {
+    const reason: Reason = thrown instanceof TimeoutError ? 'timeout' : reasonFromError(thrown);
+    const msg = thrown instanceof Error ? thrown.message : String(thrown);
+    if (reason === 'error') log.warn({ err: thrown }, 'probe threw');
+    result = { ...base, state: 'error', reason, message: msg || reason, conditions: [] };
+  } else {
+    result = { ...base, ...evaluate(def, obs) };
+  }
+  result.message = oneLine(redact(result.message, def.secrets));
+  for (const c of result.conditions) c.text = redact(c.text, def.secrets);
+  log.debug({ state: result.state, reason: result.reason, durationMs: Math.round(durationMs) }, 'check ran');
+  return result;
+}
+
+/** Decides pass/warn/fail/error from one observation. */
+export function evaluate(def: CheckDef, obs: Observation): Omit<RunResult, 'check' | 'startedAt' | 'finishedAt' | 'durationMs'> {
+  const value = pickValue(def, obs);
+  const withValue = value === undefined ? {} : { value };
+  if (obs.error) return { state: 'error', reason: obs.error.reason, message: obs.error.message, conditions: [], ...withValue };
+  if (obs.noData) {
+    const message = obs.message ?? 'the query returned no data';
+    if (def.onNoData === 'pass') return { state: 'pass', message, conditions: [] };
+    return { state: def.onNoData, reason: 'no-data', message, conditions: [] };
+  }
+  const expect: ConditionOutcome[] = def.expect.map((c) => ({ source: c.source, ...pick(evaluateCondition(c, obs.fields)) }));
+  const warn: ConditionOutcome[] = def.warn.map((c) => ({ source: c.source, ...pick(evaluateCondition(c, obs.fields)) }));
+  const conditions = [...expect, ...warn];
+  if (obs.failure) return { state: 'fail', reason: obs.failure.reason, message: obs.failure.message, conditions, ...withValue };
+  const failed = expect.filter((c) => !c.ok);
+  if (failed.length > 0) {
+    return { state: 'fail', reason: 'condition', message: failed.map((c) => c.text).join('; '), conditions, ...withValue };
+  }
+  const warned = warn.filter((c) => !c.ok);
+  if (warned.length > 0) return { state: 'warn', message: warned.map((c) => c.text).join('; '), conditions, ...withValue };
+  const message = obs.message ?? (expect.length > 0 ? expect.map((c) => c.text).join('; ') : 'ok');
+  return { state: 'pass', message, conditions, ...withValue };
+}
+
+function pick(r: { ok: boolean; text: string }): { ok: boolean; text: string } {
+  return { ok: r.ok, text: r.text };
+}
+
+function pickValue(def: CheckDef, obs: Observation): number | undefined {
+  const v = def.valueField !== undefined ? resolveField(obs.fields, def.valueField) : obs.value;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** A result for a check that was not run because a dependency is not passing. */
+export function dependencyResult(def: CheckDef, dep: string, depState: string, now = Date.now()): RunResult {
+  return {
+    check: def.id,
+    state: 'error',
+    reason: 'dependency',
+    message: `not run: depends on ${dep}, which is ${depState}`,
+    startedAt: now,
+    finishedAt: now,
+    durationMs: 0,
+    conditions: [],
+  };
+}
+
+const passing = (s: RunState) => s === 'pass' || s === 'warn';
+
+/**
+ * Folds a new run into the previous status. failAfter/passAfter hold the previous state
+ * until enough consecutive runs agree, so one blip does not flip a check.
+ */
+export function nextStatus(def: CheckDef, prev: CheckStatus | undefined, run: RunResult): CheckStatus {
+  const runs = { ...(prev?.runs ?? {}) };
+  runs[run.state] = (runs[run.state] ?? 0) + 1;
+  const streak = prev && passing(prev.last.state) === passing(run.state) ? prev.streak + 1 : 1;
+  const lastPassAt = passing(run.state) ? run.finishedAt : prev?.lastPassAt;
+  let adopt = true;
+  if (prev && passing(prev.state) !== passing(run.state)) {
+    adopt = streak >= (passing(run.state) ? def.passAfter : def.failAfter);
+  }
+  const status: CheckStatus = adopt
+    ? { check: def.id, state: run.state, message: run.message, last: run, streak, runs }
+    : {
+        check: def.id,
+        state: prev!.state,
+        message: `still ${prev!.state}: ${streak} of ${passing(run.state) ? def.passAfter : def.failAfter} consecutive runs needed to change; latest run ${run.state}: ${run.message}`,
+        last: run,
+        streak,
+        runs,
+      };
+  const reason = adopt ? run.reason : prev!.reason;
+  if (reason !== undefined) status.reason = reason;
+  const value = run.value ?? (adopt ? undefined : prev!.value);
+  if (value !== undefined) status.value = value;
+  if (lastPassAt !== undefined) status.lastPassAt = lastPassAt;
+  return status;
+}

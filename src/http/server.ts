@@ -1,0 +1,194 @@
+// The HTTP API: one fastify plugin per concern, all reading the Service. Nothing here runs a
+// probe on the request path except POST /checks/:id/run, which is the point of that route.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { redact } from '../harness.js';
+import { ApiError } from '../errors.js';
+import { createMetrics } from '../metrics.js';
+import type { Service } from '../service.js';
+import { describe, matches, parseFilters, readiness, type CheckView } from '../state.js';
+import { VERSION } from '../version.js';
+
+export interface ServerOptions {
+  service: Service;
+  log: Logger;
+  /** READINESS_API_TOKEN: with none, every write is refused. */
+  apiToken?: string;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Constant-time bearer check: compares digests so the token's length does not leak either. */
+export function makeAuth(token: string | undefined) {
+  const want = token ? digest(token) : undefined;
+  return async (req: FastifyRequest): Promise<void> => {
+    if (!want) throw new ApiError('RDY_WRITES_DISABLED');
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!m) throw new ApiError('RDY_UNAUTHORIZED');
+    if (!timingSafeEqual(digest(m[1]!), want)) throw new ApiError('RDY_FORBIDDEN');
+  };
+}
+
+/** A check as /checks shows it: secrets replaced by *** in params and messages. */
+function checkDetail(v: CheckView) {
+  const { def } = v;
+  const params = Object.fromEntries(
+    Object.entries(def.params).map(([k, x]) => [k, def.probe.secretParams?.includes(k) ? '***' : typeof x === 'string' ? redact(x, def.secrets) : x]),
+  );
+  return {
+    ...describe(v),
+    probe: def.kind,
+    gate: def.gate,
+    interval: def.intervalMs / 1000,
+    ...(def.schedule !== undefined && { schedule: def.schedule }),
+    timeout: def.timeoutMs / 1000,
+    warn: def.warn.map((c) => c.source),
+    dependsOn: def.dependsOn,
+    params,
+    ...(v.lastPass !== undefined && { lastPass: new Date(v.lastPass).toISOString() }),
+    ...(v.durationMs !== undefined && { durationMs: Math.round(v.durationMs * 10) / 10 }),
+    ...(v.status && { conditions: v.status.last.conditions }),
+  };
+}
+
+const FilterQuery = {
+  type: 'object',
+  properties: {
+    severity: { type: 'string', description: 'critical,high,medium,low (comma-separated or repeated)' },
+    phase: { type: 'string', description: 'pre-deploy,deploy,verify,monitor,post-deploy' },
+    section: { type: 'string' },
+    check: { type: 'string', description: 'check id (repeatable)' },
+    verbose: { type: 'string', enum: ['0', '1', 'true', 'false'] },
+  },
+} as const;
+
+export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const { service } = opts;
+  const app = Fastify({
+    loggerInstance: opts.log.child({ component: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    // Repeated query keys (?check=a&check=b) arrive as arrays.
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  const auth = makeAuth(opts.apiToken);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'readiness-exporter', version: VERSION, description: 'Deployment checklist as live signals: /readiness gate, checks, metrics.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
+    if (err instanceof ApiError) return reply.code(err.statusCode).send({ error: err.code, message: err.message });
+    if (err.validation) return reply.code(400).send({ error: 'RDY_BAD_REQUEST', message: `bad request: ${err.message}` });
+    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: 'RDY_BAD_REQUEST', message: err.message });
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: 'RDY_INTERNAL', message: 'internal error' });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new ApiError('RDY_NOT_FOUND', `${req.method} ${req.url.split('?')[0]}`);
+    return reply.code(404).send({ error: e.code, message: e.message });
+  });
+
+  const health: FastifyPluginAsync = async (f) => {
+    f.get('/healthz', { schema: { description: 'Process is alive (does not reflect check states).' } }, async () => ({ status: 'ok', version: VERSION }));
+  };
+
+  const metrics: FastifyPluginAsync = async (f) => {
+    const registry = createMetrics(service);
+    f.get('/metrics', { schema: { description: 'Prometheus text exposition of every check.' } }, async (_req, reply) => {
+      const body = await registry.metrics();
+      return reply.type(registry.contentType).send(body);
+    });
+  };
+
+  const ready: FastifyPluginAsync = async (f) => {
+    f.get(
+      '/readiness',
+      {
+        schema: {
+          description: 'Readiness verdict: 200 when every gating check that matches the filters passes, 503 otherwise.',
+          querystring: FilterQuery,
+        },
+      },
+      async (req: FastifyRequest<{ Querystring: Record<string, unknown> }>, reply: FastifyReply) => {
+        const parsed = parseFilters(req.query, service.checklist());
+        if (!parsed.ok) throw new ApiError('RDY_BAD_FILTER', parsed.error);
+        const verbose = ['1', 'true'].includes(String(req.query.verbose ?? ''));
+        const body = readiness(service.checklist(), service.views(), parsed.filters, Date.now(), verbose);
+        const store = service.storeHealth();
+        if (!store.ok) body.store = store;
+        return reply.code(body.ready ? 200 : 503).send(body);
+      },
+    );
+  };
+
+  const checks: FastifyPluginAsync = async (f) => {
+    f.get('/checks', { schema: { description: 'Every check with its state.', querystring: FilterQuery } }, async (req: FastifyRequest<{ Querystring: Record<string, unknown> }>) => {
+      const parsed = parseFilters(req.query, service.checklist());
+      if (!parsed.ok) throw new ApiError('RDY_BAD_FILTER', parsed.error);
+      return { checklist: service.checklist().name, checks: service.views().filter((v) => matches(v.def, parsed.filters)).map(checkDetail) };
+    });
+    f.get(
+      '/checks/:id',
+      {
+        schema: {
+          description: 'One check with its recent history (newest first).',
+          params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+          querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 } } },
+        },
+      },
+      async (req: FastifyRequest<{ Params: { id: string }; Querystring: { limit: number } }>) => {
+        const v = service.scheduler.view(req.params.id);
+        if (!v) throw new ApiError('RDY_CHECK_NOT_FOUND', JSON.stringify(req.params.id));
+        const history = service.opts.store.history(v.def.id, req.query.limit).map((r) => ({
+          state: r.state,
+          ...(r.reason !== undefined && { reason: r.reason }),
+          message: r.message,
+          ...(r.value !== undefined && { value: r.value }),
+          startedAt: new Date(r.startedAt).toISOString(),
+          durationMs: Math.round(r.durationMs * 10) / 10,
+        }));
+        return { ...checkDetail(v), history };
+      },
+    );
+    f.post<{ Params: { id: string } }>(
+      '/checks/:id/run',
+      {
+        preHandler: auth,
+        schema: {
+          description: 'Runs the check now and answers with its new state (bearer token).',
+          security: [{ bearer: [] }],
+          params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+        },
+      },
+      async (req) => {
+        const v = service.scheduler.view(req.params.id);
+        if (!v) throw new ApiError('RDY_CHECK_NOT_FOUND', JSON.stringify(req.params.id));
+        if (v.def.unconfigured) throw new ApiError('RDY_CHECK_UNCONFIGURED', v.def.id, v.def.unconfigured);
+        const run = service.scheduler.runNow(v.def.id);
+        if (!run) throw new ApiError('RDY_SHUTTING_DOWN');
+        await run.catch(() => {
+          throw new ApiError('RDY_SHUTTING_DOWN');
+        });
+        return checkDetail(service.scheduler.view(v.def.id)!);
+      },
+    );
+  };
+
+  await app.register(health);
+  await app.register(metrics);
+  await app.register(ready);
+  await app.register(checks);
+  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/', { schema: { hide: true } }, async () => ({
+    name: 'readiness-exporter',
+    version: VERSION,
+    checklist: service.checklist().name,
+    endpoints: ['/readiness', '/metrics', '/checks', '/checks/:id', '/healthz', '/docs'],
+  }));
+  return app;
+}

@@ -1,0 +1,258 @@
+// Runs every configured check on its interval or cron schedule. One timer for all checks;
+// slots are anchored to the schedule (no drift), a check never overlaps itself (a slot that
+// finds the previous run still going is skipped and counted), a global cap bounds how
+// many run at once, and first runs are spread by a per-check jitter so 200 checks do not
+// fire in the same millisecond. A probe failure is a result, never a crash.
+import { createHash } from 'node:crypto';
+import { Cron } from 'croner';
+import type { Logger } from 'pino';
+import type { CheckDef, Checklist } from './config/types.js';
+import { dependencyResult, nextStatus, runCheck } from './harness.js';
+import { viewCheck, type CheckView } from './state.js';
+import { isPassing, type CheckStatus, type RunResult, type Store } from './store/types.js';
+
+export interface SchedulerOptions {
+  store: Store;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Most checks running at once (default 16). */
+  concurrency?: number;
+  /** Upper bound of the start-up spread (default 30 s, never more than the check's interval). */
+  maxJitterMs?: number;
+  now?: () => number;
+  /** Counters kept across reloads: pass the previous scheduler's. */
+  stats?: SchedulerStats;
+}
+
+export interface SchedulerStats {
+  /** Slots skipped because the previous run of the same check was still going. */
+  skipped: number;
+  /** Seconds between a slot's due time and its run starting, last observed per check. */
+  lagSeconds: number;
+  /** Largest lag seen since the previous read. */
+  maxLagSeconds: number;
+  running: number;
+  queued: number;
+  storeErrors: number;
+}
+
+interface Slot {
+  def: CheckDef;
+  due: number;
+  cron?: Cron;
+  running?: Promise<CheckStatus>;
+  trackedSince: number;
+}
+
+/** Deterministic spread in [0, span): the same check gets the same offset on every start. */
+export function jitterFor(id: string, span: number): number {
+  if (span <= 0) return 0;
+  return createHash('sha256').update(id).digest().readUInt32BE(0) % span;
+}
+
+export class Scheduler {
+  readonly #slots = new Map<string, Slot>();
+  readonly #queue: { slot: Slot; due: number; resolve: (s: CheckStatus) => void; reject: (e: Error) => void }[] = [];
+  readonly #ac = new AbortController();
+  readonly #opts: Required<Omit<SchedulerOptions, 'env' | 'stats'>> & { env: NodeJS.ProcessEnv };
+  #timer: NodeJS.Timeout | undefined;
+  #running = 0;
+  #stopped = false;
+  #started = false;
+  readonly stats: SchedulerStats;
+
+  constructor(
+    readonly checklist: Checklist,
+    opts: SchedulerOptions,
+  ) {
+    const { stats, ...rest } = opts;
+    this.#opts = { concurrency: 16, maxJitterMs: 30_000, now: Date.now, env: process.env, ...rest };
+    this.stats = stats ?? { skipped: 0, lagSeconds: 0, maxLagSeconds: 0, running: 0, queued: 0, storeErrors: 0 };
+    const now = this.#opts.now();
+    for (const def of checklist.checks) this.#slots.set(def.id, { def, due: Infinity, trackedSince: now });
+  }
+
+  /** Starts scheduling. `trackedSince` carries over from a previous scheduler on reload. */
+  start(trackedSince?: ReadonlyMap<string, number>): void {
+    if (this.#started) return;
+    this.#started = true;
+    const now = this.#opts.now();
+    for (const slot of this.#slots.values()) {
+      slot.trackedSince = trackedSince?.get(slot.def.id) ?? now;
+      if (slot.def.unconfigured) continue;
+      if (slot.def.schedule !== undefined) {
+        slot.cron = new Cron(slot.def.schedule, { paused: true, mode: '5-or-6-parts' });
+        slot.due = slot.cron.nextRun()?.getTime() ?? Infinity;
+        // A cron check with no result yet would be pending until its first firing (maybe
+        // hours away): run it once at start-up too, spread like interval checks.
+        const first = now + jitterFor(slot.def.id, Math.min(this.#opts.maxJitterMs, slot.def.intervalMs));
+        if (first < slot.due) slot.due = first;
+      } else {
+        slot.due = now + jitterFor(slot.def.id, Math.min(this.#opts.maxJitterMs, slot.def.intervalMs));
+      }
+    }
+    this.#arm();
+  }
+
+  /** When each check began being tracked: handed to the next scheduler on reload. */
+  trackedSince(): Map<string, number> {
+    return new Map([...this.#slots].map(([id, s]) => [id, s.trackedSince]));
+  }
+
+  views(now = this.#opts.now()): CheckView[] {
+    return this.checklist.checks.map((def) => viewCheck(def, this.#opts.store.latest(def.id), now, this.#slots.get(def.id)!.trackedSince));
+  }
+
+  view(id: string, now = this.#opts.now()): CheckView | undefined {
+    const slot = this.#slots.get(id);
+    return slot && viewCheck(slot.def, this.#opts.store.latest(id), now, slot.trackedSince);
+  }
+
+  /** Runs a check now (POST /checks/:id/run); joins the run in flight if there is one. */
+  runNow(id: string): Promise<CheckStatus> | undefined {
+    const slot = this.#slots.get(id);
+    if (!slot || slot.def.unconfigured || this.#stopped) return undefined;
+    return slot.running ?? this.#enqueue(slot, this.#opts.now());
+  }
+
+  #arm(): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    let next = Infinity;
+    for (const s of this.#slots.values()) if (s.due < next) next = s.due;
+    if (next === Infinity) return;
+    // setTimeout caps at ~24.8 days; re-arm in steps for rare cron schedules.
+    const delay = Math.min(Math.max(0, next - this.#opts.now()), 2 ** 31 - 1);
+    this.#timer = setTimeout(() => this.#tick(), delay);
+    this.#timer.unref?.();
+  }
+
+  #tick(): void {
+    const now = this.#opts.now();
+    for (const slot of this.#slots.values()) {
+      if (slot.due > now) continue;
+      const due = slot.due;
+      slot.due = this.#nextDue(slot, due, now);
+      if (slot.running) {
+        this.stats.skipped++;
+        this.#opts.log.warn({ check: slot.def.id }, 'previous run still in progress: slot skipped');
+        continue;
+      }
+      void this.#enqueue(slot, due);
+    }
+    this.#arm();
+  }
+
+  #nextDue(slot: Slot, due: number, now: number): number {
+    if (slot.cron) return slot.cron.nextRun(new Date(Math.max(now, due)))?.getTime() ?? Infinity;
+    // Anchored to the schedule: slots missed while the process was busy are skipped, not bunched.
+    const i = slot.def.intervalMs;
+    return due + Math.max(1, Math.ceil((now - due + 1) / i)) * i;
+  }
+
+  #enqueue(slot: Slot, due: number): Promise<CheckStatus> {
+    const p = new Promise<CheckStatus>((resolve, reject) => this.#queue.push({ slot, due, resolve, reject }));
+    slot.running = p;
+    p.catch(() => {}).finally(() => {
+      if (slot.running === p) delete slot.running;
+    });
+    this.#drain();
+    return p;
+  }
+
+  #drain(): void {
+    while (this.#running < this.#opts.concurrency && this.#queue.length > 0) {
+      const job = this.#queue.shift()!;
+      this.#running++;
+      const lag = Math.max(0, (this.#opts.now() - job.due) / 1000);
+      this.stats.lagSeconds = lag;
+      this.stats.maxLagSeconds = Math.max(this.stats.maxLagSeconds, lag);
+      this.#execute(job.slot.def)
+        .then(job.resolve)
+        .finally(() => {
+          this.#running--;
+          this.#drain();
+        });
+    }
+    this.stats.running = this.#running;
+    this.stats.queued = this.#queue.length;
+  }
+
+  async #execute(def: CheckDef): Promise<CheckStatus> {
+    const store = this.#opts.store;
+    let result: RunResult | undefined;
+    for (const dep of def.dependsOn) {
+      const v = this.view(dep);
+      if (v && !isPassing(v.state) && v.state !== 'pending') {
+        result = dependencyResult(def, dep, v.state);
+        break;
+      }
+    }
+    result ??= await runCheck(def, {
+      log: this.#opts.log,
+      env: this.#opts.env,
+      signal: this.#ac.signal,
+      valueOf: (id) => store.latest(id)?.value,
+    }).catch((err: unknown) => {
+      // runCheck catches probe errors itself; this is a bug in the harness, kept as data.
+      this.#opts.log.error({ err, check: def.id }, 'harness failed');
+      const now = Date.now();
+      return { check: def.id, state: 'error' as const, reason: 'error' as const, message: String(err), startedAt: now, finishedAt: now, durationMs: 0, conditions: [] };
+    });
+    const status = nextStatus(def, store.latest(def.id), result);
+    try {
+      await store.put(status);
+    } catch (err) {
+      this.stats.storeErrors++;
+      this.#opts.log.error({ err, check: def.id }, 'store write failed');
+    }
+    return status;
+  }
+
+  /**
+   * Stops scheduling and waits up to `deadlineMs` for runs in flight to finish; then aborts
+   * them (their results are recorded as errors).
+   */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    for (const s of this.#slots.values()) s.cron?.stop();
+    for (const job of this.#queue.splice(0)) job.reject(new Error('shutting down: the run was not started'));
+    const inflight = [...this.#slots.values()].flatMap((s) => (s.running ? [s.running] : []));
+    if (inflight.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, deadlineMs);
+    });
+    await Promise.race([Promise.allSettled(inflight), deadline]);
+    clearTimeout(timer);
+    this.#ac.abort(new Error('shutting down'));
+    await Promise.allSettled(inflight);
+  }
+}
+
+/**
+ * Runs every check once, dependencies first, with the same harness the service uses
+ * (`readiness check`). Checks that are not `only` are left pending.
+ */
+export async function runOnce(checklist: Checklist, opts: SchedulerOptions & { only?: readonly string[] }): Promise<CheckView[]> {
+  const sched = new Scheduler(checklist, opts);
+  const wanted = new Set(opts.only ?? checklist.checks.map((c) => c.id));
+  // Include what the wanted checks depend on, so `--only` still honours dependsOn.
+  const addDeps = (id: string) => {
+    for (const d of checklist.byId.get(id)?.dependsOn ?? []) if (!wanted.has(d)) (wanted.add(d), addDeps(d));
+  };
+  [...wanted].forEach(addDeps);
+  const done = new Map<string, Promise<unknown>>();
+  const run = (def: CheckDef): Promise<unknown> => {
+    let p = done.get(def.id);
+    if (!p) {
+      p = Promise.all(def.dependsOn.map((d) => run(checklist.byId.get(d)!))).then(() => sched.runNow(def.id));
+      done.set(def.id, p);
+    }
+    return p;
+  };
+  await Promise.all(checklist.checks.filter((c) => wanted.has(c.id)).map(run));
+  await sched.stop(0);
+  return sched.views().filter((v) => wanted.has(v.def.id));
+}

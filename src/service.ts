@@ -1,0 +1,113 @@
+// The running service: the loaded checklist, its scheduler, the store, reloads and shutdown.
+// The HTTP layer and the metrics read everything through this object.
+import type { Logger } from 'pino';
+import { loadChecklistFile } from './config/load.js';
+import { formatDiagnostic, type Checklist, type Diagnostic } from './config/types.js';
+import type { MetricsSource } from './metrics.js';
+import { closeProbeKinds } from './probes/index.js';
+import { Scheduler, type SchedulerStats } from './scheduler.js';
+import type { CheckView } from './state.js';
+import type { Store, StoreHealth } from './store/types.js';
+import { VERSION } from './version.js';
+
+export interface ServiceOptions {
+  file: string;
+  checklist: Checklist;
+  store: Store;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+  concurrency?: number;
+  maxJitterMs?: number;
+}
+
+export type ReloadResult = { ok: true; checks: number } | { ok: false; diagnostics: Diagnostic[] };
+
+export class Service implements MetricsSource {
+  readonly version = VERSION;
+  #scheduler: Scheduler;
+  #reloads = { success: 0, failure: 0, lastSuccessful: true, lastSuccessAt: Date.now() };
+  readonly #stats: SchedulerStats = { skipped: 0, lagSeconds: 0, maxLagSeconds: 0, running: 0, queued: 0, storeErrors: 0 };
+
+  constructor(readonly opts: ServiceOptions) {
+    this.#scheduler = this.#makeScheduler(opts.checklist);
+  }
+
+  #makeScheduler(checklist: Checklist): Scheduler {
+    const { store, log, env, concurrency, maxJitterMs } = this.opts;
+    return new Scheduler(checklist, {
+      store,
+      log,
+      stats: this.#stats,
+      ...(env && { env }),
+      ...(concurrency !== undefined && { concurrency }),
+      ...(maxJitterMs !== undefined && { maxJitterMs }),
+    });
+  }
+
+  start(): void {
+    this.#scheduler.start();
+    this.opts.log.info({ checklist: this.checklist().name, checks: this.checklist().checks.length }, 'scheduler started');
+  }
+
+  get scheduler(): Scheduler {
+    return this.#scheduler;
+  }
+
+  checklist(): Checklist {
+    return this.#scheduler.checklist;
+  }
+
+  views(): CheckView[] {
+    return this.#scheduler.views();
+  }
+
+  schedulerStats(): SchedulerStats {
+    return this.#stats;
+  }
+
+  storeHealth(): StoreHealth {
+    return this.opts.store.health();
+  }
+
+  /** The deployment window arrives with the deployments store; until then nothing is recommended. */
+  rollbackRecommended(): boolean {
+    return false;
+  }
+
+  reloads() {
+    return this.#reloads;
+  }
+
+  /**
+   * Loads the checklist file again (SIGHUP). A file with errors is rejected and the running
+   * checklist keeps going; a good one replaces it, keeping the state of checks that remain.
+   */
+  async reload(): Promise<ReloadResult> {
+    const res = await loadChecklistFile(this.opts.file, this.opts.env ?? process.env);
+    if (!res.ok) {
+      this.#reloads.failure++;
+      this.#reloads.lastSuccessful = false;
+      this.opts.log.error({ errors: res.diagnostics.map(formatDiagnostic) }, 'checklist reload rejected: keeping the running checklist');
+      return { ok: false, diagnostics: res.diagnostics };
+    }
+    const old = this.#scheduler;
+    const next = this.#makeScheduler(res.checklist);
+    await old.stop(5_000);
+    await closeProbeKinds();
+    this.opts.store.retain(new Set(res.checklist.byId.keys()));
+    next.start(old.trackedSince());
+    this.#scheduler = next;
+    this.#reloads.success++;
+    this.#reloads.lastSuccessful = true;
+    this.#reloads.lastSuccessAt = Date.now();
+    this.opts.log.info({ checks: res.checklist.checks.length }, 'checklist reloaded');
+    return { ok: true, checks: res.checklist.checks.length };
+  }
+
+  /** Stops scheduling, lets runs in flight finish up to the deadline, releases probe resources. */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    await this.#scheduler.stop(deadlineMs);
+    await closeProbeKinds();
+    await this.opts.store.close();
+  }
+}

@@ -1,0 +1,186 @@
+// What a check looks like when read: the stored status plus the states derived at read time
+// (unconfigured, pending, stale), and the readiness verdict over a filtered set of checks.
+// /readiness, /checks, /metrics and `readiness check` all read through here, so they agree.
+import type { CheckDef, Checklist } from './config/types.js';
+import { PHASES, SEVERITIES, type Phase, type Severity } from './config/schema.js';
+import type { Reason } from './reasons.js';
+import { isPassing, STATES, type CheckStatus, type State } from './store/types.js';
+
+/** A check goes stale when no run has completed for this many intervals. */
+export const STALE_INTERVALS = 3;
+
+export interface CheckView {
+  def: CheckDef;
+  state: State;
+  reason?: Reason;
+  message: string;
+  value?: number;
+  /** Epoch ms of the end of the last run. */
+  lastRun?: number;
+  lastPass?: number;
+  durationMs?: number;
+  status?: CheckStatus;
+}
+
+/**
+ * @param trackedSince when the service began scheduling the check: a check that has never
+ * completed a run is `pending` until three intervals have passed, then `stale`.
+ */
+export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: number, trackedSince: number): CheckView {
+  if (def.unconfigured) return { def, state: 'unconfigured', reason: 'unconfigured', message: def.unconfigured };
+  const staleAfter = STALE_INTERVALS * def.intervalMs;
+  if (!status) {
+    if (now - trackedSince > staleAfter) {
+      return { def, state: 'stale', reason: 'stale', message: `no run has completed since ${new Date(trackedSince).toISOString()}` };
+    }
+    return { def, state: 'pending', reason: 'pending', message: 'not run yet' };
+  }
+  const view: CheckView = {
+    def,
+    state: status.state,
+    message: status.message,
+    lastRun: status.last.finishedAt,
+    durationMs: status.last.durationMs,
+    status,
+  };
+  if (status.reason !== undefined) view.reason = status.reason;
+  if (status.value !== undefined) view.value = status.value;
+  if (status.lastPassAt !== undefined) view.lastPass = status.lastPassAt;
+  if (now - Math.max(status.last.finishedAt, trackedSince) > staleAfter) {
+    view.state = 'stale';
+    view.reason = 'stale';
+    view.message = `last run ended ${new Date(status.last.finishedAt).toISOString()}, more than ${STALE_INTERVALS} intervals ago (last state ${status.state})`;
+  }
+  return view;
+}
+
+export interface Filters {
+  severity?: Severity[];
+  phase?: Phase[];
+  section?: string[];
+  check?: string[];
+}
+
+export type FilterResult = { ok: true; filters: Filters } | { ok: false; error: string };
+
+function list(v: unknown): string[] {
+  const arr = Array.isArray(v) ? v : v === undefined ? [] : [v];
+  return arr.flatMap((x) => String(x).split(',')).map((s) => s.trim()).filter(Boolean);
+}
+
+/**
+ * Reads filters from query parameters (comma-separated or repeated). Unknown values are
+ * errors: a typo in a deploy script must not turn into a vacuous "ready".
+ */
+export function parseFilters(q: Record<string, unknown>, checklist: Checklist): FilterResult {
+  const filters: Filters = {};
+  const sev = list(q.severity);
+  const phase = list(q.phase);
+  const section = list(q.section);
+  const check = list(q.check);
+  const bad = (name: string, vals: string[], allowed: readonly string[]) => {
+    const unknown = vals.filter((v) => !allowed.includes(v));
+    return unknown.length ? `unknown ${name} ${unknown.map((u) => JSON.stringify(u)).join(', ')}; known: ${allowed.join(', ')}` : undefined;
+  };
+  const sections = [...new Set(checklist.checks.map((c) => c.section))];
+  const err =
+    bad('severity', sev, SEVERITIES) ??
+    bad('phase', phase, PHASES) ??
+    bad('section', section, sections) ??
+    (check.some((c) => !checklist.byId.has(c))
+      ? `unknown check ${check.filter((c) => !checklist.byId.has(c)).map((c) => JSON.stringify(c)).join(', ')} (GET /checks lists them)`
+      : undefined);
+  if (err) return { ok: false, error: err };
+  if (sev.length) filters.severity = sev as Severity[];
+  if (phase.length) filters.phase = phase as Phase[];
+  if (section.length) filters.section = section;
+  if (check.length) filters.check = check;
+  return { ok: true, filters };
+}
+
+export function matches(def: CheckDef, f: Filters): boolean {
+  return (
+    (!f.severity || f.severity.includes(def.severity)) &&
+    (!f.phase || f.phase.includes(def.phase)) &&
+    (!f.section || f.section.includes(def.section)) &&
+    (!f.check || f.check.includes(def.id))
+  );
+}
+
+export interface FailingCheck {
+  id: string;
+  title: string;
+  section: string;
+  severity: Severity;
+  phase: Phase;
+  state: State;
+  reason?: Reason;
+  message: string;
+  value?: number;
+  expect: string[];
+  lastRun?: string;
+  runbook?: string;
+}
+
+export interface ReadinessBody {
+  ready: boolean;
+  checklist: string;
+  evaluatedAt: string;
+  filters: Filters;
+  summary: Record<'total' | State, number>;
+  failing: FailingCheck[];
+  /** Non-passing checks that do not gate (`gate: false`): shown, never blocking. */
+  advisory: FailingCheck[];
+  sections: Record<string, { passing: boolean; pass: number; total: number }>;
+  store?: { ok: boolean; message: string };
+  checks?: FailingCheck[];
+}
+
+export function describe(v: CheckView): FailingCheck {
+  const out: FailingCheck = {
+    id: v.def.id,
+    title: v.def.title,
+    section: v.def.section,
+    severity: v.def.severity,
+    phase: v.def.phase,
+    state: v.state,
+    message: v.message,
+    expect: v.def.expect.map((c) => c.source),
+  };
+  if (v.reason !== undefined) out.reason = v.reason;
+  if (v.value !== undefined) out.value = v.value;
+  if (v.lastRun !== undefined) out.lastRun = new Date(v.lastRun).toISOString();
+  if (v.def.runbook !== undefined) out.runbook = v.def.runbook;
+  return out;
+}
+
+/** Ready when every gating check that matches the filters is passing (pass or warn). */
+export function isReady(views: readonly CheckView[]): boolean {
+  return views.every((v) => !v.def.gate || isPassing(v.state));
+}
+
+export function readiness(checklist: Checklist, all: readonly CheckView[], filters: Filters, now: number, verbose = false): ReadinessBody {
+  const views = all.filter((v) => matches(v.def, filters));
+  const summary = Object.fromEntries([['total', views.length], ...STATES.map((s) => [s, 0])]) as ReadinessBody['summary'];
+  const sections: ReadinessBody['sections'] = {};
+  for (const v of views) {
+    summary[v.state]++;
+    const s = (sections[v.def.section] ??= { passing: true, pass: 0, total: 0 });
+    s.total++;
+    if (isPassing(v.state)) s.pass++;
+    else if (v.def.gate) s.passing = false;
+  }
+  const nonPassing = views.filter((v) => !isPassing(v.state));
+  const body: ReadinessBody = {
+    ready: isReady(views),
+    checklist: checklist.name,
+    evaluatedAt: new Date(now).toISOString(),
+    filters,
+    summary,
+    failing: nonPassing.filter((v) => v.def.gate).map(describe),
+    advisory: nonPassing.filter((v) => !v.def.gate).map(describe),
+    sections,
+  };
+  if (verbose) body.checks = views.map(describe);
+  return body;
+}

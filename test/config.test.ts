@@ -1,0 +1,172 @@
+// The loader: every rejection fixture with its exact file:line:col message, env
+// substitution, unconfigured checks, and the shipped checklist.
+import { readdirSync } from 'node:fs';
+import t from 'tap';
+import { loadChecklist, loadChecklistFile } from '../src/config/load.js';
+import { formatDiagnostic } from '../src/config/types.js';
+import { DEFAULT_CONFIG } from '../src/cli.js';
+
+const F = 'test/fixtures';
+
+const expected: Record<string, string[]> = {
+  'invalid-condition.yaml': [
+    `${F}/invalid-condition.yaml:11:15: bad condition "opn == false": unknown field "opn" (this probe reports: open, connect_ms, result, address)`,
+    `${F}/invalid-condition.yaml:11:42: bad condition "connect_ms => 5": expected an operator (== != <= >= =~ !~ < >) after "connect_ms"`,
+  ],
+  'invalid-cron.yaml': [`${F}/invalid-cron.yaml:11:15: bad cron expression "61 * * * *": CronPattern: Invalid value for minute: 61`],
+  'invalid-depends-on.yaml': [
+    `${F}/invalid-depends-on.yaml:11:16: dependency cycle: a -> b -> a`,
+    `${F}/invalid-depends-on.yaml:19:20: dependsOn names unknown check "nope"`,
+  ],
+  'invalid-duplicate-id.yaml': [`${F}/invalid-duplicate-id.yaml:11:9: duplicate check id "db-port-closed" (first defined at checks[0])`],
+  'invalid-duplicate-key.yaml': [`${F}/invalid-duplicate-key.yaml:6:5: YAML: Map keys must be unique`],
+  'invalid-duration.yaml': [`${F}/invalid-duration.yaml:11:15: bad duration "5 minutes": use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 30d`],
+  'invalid-id.yaml': [`${F}/invalid-id.yaml:4:9: "id" is "DB_Port": expected lower-case letters, digits and dashes, at most 63 characters, e.g. tls-api-expiry`],
+  'invalid-many.yaml': [
+    `${F}/invalid-many.yaml:1:13: "apiVersion" must be one of readiness/v1, got "readiness/v2"`,
+    `${F}/invalid-many.yaml:4:5: missing required key "title"`,
+    `${F}/invalid-many.yaml:17:14: bad duration "soon": use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 30d`,
+    `${F}/invalid-many.yaml:18:23: bad condition "open == \\"yes\\"": "open" is true or false, cannot compare it with "yes"`,
+  ],
+  'invalid-params.yaml': [
+    `${F}/invalid-params.yaml:10:11: missing required key "host"`,
+    `${F}/invalid-params.yaml:10:13: unknown key "hostname"; allowed: host, port, connectTimeoutMs`,
+    `${F}/invalid-params.yaml:10:40: "port" must be integer, got "abc"`,
+  ],
+  'invalid-severity.yaml': [
+    `${F}/invalid-severity.yaml:7:15: "severity" must be one of critical, high, medium, low, got "urgent"`,
+    `${F}/invalid-severity.yaml:8:12: "phase" must be one of pre-deploy, deploy, verify, monitor, post-deploy, got "predeploy"`,
+  ],
+  'invalid-target.yaml': [`${F}/invalid-target.yaml:12:13: unknown target "database"; defined targets: db`],
+  'invalid-timeout.yaml': [`${F}/invalid-timeout.yaml:12:14: timeout 1m (60000 ms) is longer than the interval (30000 ms): runs would pile up`],
+  'invalid-unknown-key.yaml': [
+    `${F}/invalid-unknown-key.yaml:10:5: unknown key "intervl" (did you mean "interval"?); allowed: id, title, description, section, severity, phase, probe, target, with, expect, warn, interval, schedule, timeout, runbook, failAfter, passAfter, onNoData, dependsOn, gate, value`,
+  ],
+  'invalid-unknown-probe.yaml': [`${F}/invalid-unknown-probe.yaml:9:12: unknown probe kind "tpc" (did you mean "tcp"?); known kinds: ${''}`],
+  'invalid-yaml.yaml': [`${F}/invalid-yaml.yaml:7:1: YAML: Missing closing "quote`],
+};
+
+t.test('every invalid fixture is rejected with its exact messages', async (t) => {
+  const fixtures = readdirSync(F).filter((f) => f.startsWith('invalid-'));
+  t.same(fixtures.sort(), Object.keys(expected).sort(), 'each fixture has its expected messages here');
+  for (const f of fixtures) {
+    const res = await loadChecklistFile(`${F}/${f}`, {});
+    t.equal(res.ok, false, `${f} is rejected`);
+    if (res.ok) continue;
+    const got = res.diagnostics.map(formatDiagnostic);
+    if (f === 'invalid-unknown-probe.yaml') {
+      t.equal(got.length, 1);
+      t.match(got[0], expected[f]![0]!, f);
+      t.match(got[0], /known kinds: .*\bhttp\b.*\btcp\b/, 'lists the registered kinds');
+    } else {
+      t.same(got, expected[f], f);
+    }
+  }
+});
+
+t.test('the minimal valid checklist loads with defaults', async (t) => {
+  const res = await loadChecklistFile(`${F}/valid-minimal.yaml`, {});
+  if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
+  const c = res.checklist.checks[0]!;
+  t.equal(c.intervalMs, 60_000);
+  t.equal(c.timeoutMs, 10_000);
+  t.equal(c.onNoData, 'error');
+  t.equal(c.failAfter, 1);
+  t.equal(c.gate, true);
+  t.same(c.params, { host: '127.0.0.1', port: 5432, connectTimeoutMs: 3000 }, 'params typed and defaulted by the kind');
+  t.ok(Object.isFrozen(res.checklist), 'frozen');
+});
+
+const base = (check: string, extra = '') => `apiVersion: readiness/v1
+checklist: env
+${extra}checks:
+${check}`;
+
+t.test('${VAR} and ${VAR:-default} substitution; unset means unconfigured', async (t) => {
+  const text = base(
+    `  - id: a
+    title: A
+    section: s
+    severity: low
+    phase: pre-deploy
+    probe: tcp
+    target: db
+    with: { port: "\${DB_PORT:-6543}" }
+  - id: b
+    title: B
+    section: s
+    severity: low
+    phase: pre-deploy
+    probe: tcp
+    with: { host: "\${MISSING_HOST}", port: "\${MISSING_PORT}" }
+  - id: c
+    title: C
+    section: s
+    severity: low
+    phase: pre-deploy
+    probe: tcp
+    with: { host: "literal-$\${x}", port: 1 }
+`,
+    'targets:\n  db: { host: "${DB_HOST}" }\n',
+  );
+  const res = loadChecklist(text, 'env.yaml', { DB_HOST: 'db.internal' });
+  if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
+  const [a, b, c] = res.checklist.checks;
+  t.same(a!.params.host, 'db.internal', 'target field substituted');
+  t.equal(a!.params.port, 6543, 'default used, then coerced to the kind\'s integer');
+  t.equal(a!.unconfigured, undefined);
+  t.equal(b!.unconfigured, 'environment variables MISSING_HOST, MISSING_PORT are not set', 'unset variables make the check unconfigured, not invalid');
+  t.equal(c!.params.host, 'literal-${x}', '$${ escapes');
+});
+
+t.test('env in conditions; a missing one makes the check unconfigured', async (t) => {
+  const check = `  - id: v
+    title: V
+    section: s
+    severity: low
+    phase: pre-deploy
+    probe: tcp
+    with: { host: h, port: 1 }
+    expect: ['result == "\${WANT}"']
+`;
+  const ok = loadChecklist(base(check), 'c.yaml', { WANT: 'open' });
+  t.ok(ok.ok);
+  if (ok.ok) t.equal(ok.checklist.checks[0]!.expect[0]!.literal, 'open');
+  const missing = loadChecklist(base(check), 'c.yaml', {});
+  t.ok(missing.ok);
+  if (missing.ok) t.match(missing.checklist.checks[0]!.unconfigured, /WANT/);
+});
+
+t.test('cron schedules give the interval between firings', async (t) => {
+  const res = loadChecklist(
+    base(`  - id: a
+    title: A
+    section: s
+    severity: low
+    phase: pre-deploy
+    probe: tcp
+    with: { host: h, port: 1 }
+    schedule: "*/15 * * * *"
+`),
+    'c.yaml',
+    {},
+  );
+  if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
+  t.equal(res.checklist.checks[0]!.intervalMs, 15 * 60_000);
+  t.equal(res.checklist.checks[0]!.schedule, '*/15 * * * *');
+});
+
+t.test('the shipped checklist validates', async (t) => {
+  const res = await loadChecklistFile(DEFAULT_CONFIG, {});
+  if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
+  t.ok(res.checklist.checks.length >= 15);
+  t.equal(res.checklist.name, 'offgridflow-production');
+  const ids = res.checklist.checks.map((c) => c.id);
+  t.ok(ids.includes('tls-api-expiry') && ids.includes('health-ready') && ids.includes('postgres-not-public'));
+});
+
+t.test('an unreadable file is one diagnostic, not a crash', async (t) => {
+  const res = await loadChecklistFile('test/fixtures/does-not-exist.yaml', {});
+  t.equal(res.ok, false);
+  if (!res.ok) t.match(formatDiagnostic(res.diagnostics[0]!), /^test\/fixtures\/does-not-exist.yaml:1:1: cannot read checklist: ENOENT/);
+});
