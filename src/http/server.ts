@@ -2,7 +2,7 @@
 // probe on the request path except POST /checks/:id/run, which is the point of that route.
 import { timingSafeEqual, createHash } from 'node:crypto';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { redact } from '../harness.js';
 import { ApiError } from '../errors.js';
@@ -53,13 +53,15 @@ function checkDetail(v: CheckView) {
   };
 }
 
+// Each filter may be repeated (?check=a&check=b) or comma-separated (?check=a,b).
+const List = (description: string) => ({ type: 'array', items: { type: 'string' }, description });
 const FilterQuery = {
   type: 'object',
   properties: {
-    severity: { type: 'string', description: 'critical,high,medium,low (comma-separated or repeated)' },
-    phase: { type: 'string', description: 'pre-deploy,deploy,verify,monitor,post-deploy' },
-    section: { type: 'string' },
-    check: { type: 'string', description: 'check id (repeatable)' },
+    severity: List('critical, high, medium, low'),
+    phase: List('pre-deploy, deploy, verify, monitor, post-deploy'),
+    section: List('checklist sections'),
+    check: List('check ids'),
     verbose: { type: 'string', enum: ['0', '1', 'true', 'false'] },
   },
 } as const;
@@ -68,7 +70,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const { service } = opts;
   const app = Fastify({
     loggerInstance: opts.log.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Scrapes and gate polls every few seconds would drown the log; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     // Repeated query keys (?check=a&check=b) arrive as arrays.
     routerOptions: { ignoreTrailingSlash: true },
   });

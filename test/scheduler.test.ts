@@ -1,0 +1,157 @@
+// The scheduler: concurrency cap, no overlap, jitter, staleness, dependencies, shutdown.
+import pino from 'pino';
+import t from 'tap';
+import { jitterFor, runOnce, Scheduler } from '../src/scheduler.js';
+import { MemoryStore } from '../src/store/memory.js';
+import { viewCheck } from '../src/state.js';
+import { checklistOf, makeDef } from './helpers/checks.js';
+
+const log = pino({ level: 'silent' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('the global cap bounds concurrent runs', async (t) => {
+  let now = 0;
+  let max = 0;
+  const script = async () => {
+    now++;
+    max = Math.max(max, now);
+    await sleep(40);
+    now--;
+    return { fields: {} };
+  };
+  const defs = Array.from({ length: 10 }, (_, i) => makeDef(script, { id: `c${i}` }));
+  const views = await runOnce(checklistOf(...defs), { store: new MemoryStore(), log, concurrency: 3 });
+  t.equal(max, 3, 'never more than 3 at once');
+  t.equal(views.filter((v) => v.state === 'pass').length, 10, 'all ran');
+});
+
+t.test('a check never overlaps itself; the skipped slot is counted', async (t) => {
+  let inflight = 0;
+  let overlapped = false;
+  const def = makeDef(
+    async () => {
+      inflight++;
+      if (inflight > 1) overlapped = true;
+      await sleep(130);
+      inflight--;
+      return { fields: {} };
+    },
+    { intervalMs: 50, timeoutMs: 50 },
+  );
+  // timeout > interval is rejected by the loader; here the probe ignores its signal on purpose.
+  def.timeoutMs = 1000;
+  const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0 });
+  sched.start();
+  await sleep(420);
+  await sched.stop(1000);
+  t.notOk(overlapped, 'no overlap');
+  t.ok(def.runs() >= 2, `ran ${def.runs()} times`);
+  t.ok(sched.stats.skipped >= 2, `skipped ${sched.stats.skipped} slots`);
+});
+
+t.test('slots stay on the schedule: no drift from run duration', async (t) => {
+  const starts: number[] = [];
+  const def = makeDef(
+    async () => {
+      starts.push(Date.now());
+      await sleep(25);
+      return { fields: {} };
+    },
+    { intervalMs: 100, timeoutMs: 90 },
+  );
+  const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0 });
+  sched.start();
+  await sleep(560);
+  await sched.stop(500);
+  t.ok(starts.length >= 5, `${starts.length} runs`);
+  // With drift (next = end + interval) 5 runs would take 5 x 125 ms; anchored, 5 x 100 ms.
+  const span = starts[starts.length - 1]! - starts[0]!;
+  const per = span / (starts.length - 1);
+  t.ok(per < 115, `mean gap ${per.toFixed(1)} ms stays near the 100 ms interval`);
+});
+
+t.test('start-up jitter is deterministic and spreads checks', async (t) => {
+  t.equal(jitterFor('a', 30_000), jitterFor('a', 30_000));
+  t.equal(jitterFor('a', 0), 0);
+  const offsets = new Set(Array.from({ length: 200 }, (_, i) => jitterFor(`check-${i}`, 30_000)));
+  t.ok(offsets.size > 190, `${offsets.size} distinct offsets for 200 checks`);
+  for (const o of offsets) t.ok(o >= 0 && o < 30_000);
+});
+
+t.test('a probe that throws is a result; the scheduler keeps going', async (t) => {
+  const bad = makeDef(() => {
+    throw new Error('boom');
+  }, { id: 'bad', intervalMs: 40, timeoutMs: 30 });
+  const good = makeDef(() => ({ fields: {} }), { id: 'good', intervalMs: 40, timeoutMs: 30 });
+  const store = new MemoryStore();
+  const sched = new Scheduler(checklistOf(bad, good), { store, log, maxJitterMs: 0 });
+  sched.start();
+  await sleep(150);
+  await sched.stop(100);
+  t.equal(store.latest('bad')?.state, 'error');
+  t.equal(store.latest('bad')?.message, 'boom');
+  t.equal(store.latest('good')?.state, 'pass');
+  t.ok(bad.runs() >= 2 && good.runs() >= 2);
+});
+
+t.test('dependsOn: a failing dependency stops the run and names the cause', async (t) => {
+  const db = makeDef(() => ({ fields: { ok: false } }), { id: 'db', expect: ['ok == true'] });
+  const app = makeDef(() => ({ fields: {} }), { id: 'app', dependsOn: ['db'] });
+  const views = await runOnce(checklistOf(db, app), { store: new MemoryStore(), log, only: ['app'] });
+  const v = views.find((x) => x.def.id === 'app')!;
+  t.equal(v.state, 'error');
+  t.equal(v.reason, 'dependency');
+  t.equal(v.message, 'not run: depends on db, which is fail');
+  t.equal(app.runs(), 0, 'the dependent probe never ran');
+  t.equal(db.runs(), 1, '--only pulled in the dependency');
+});
+
+t.test('pending, then stale after three intervals without a completed run', async (t) => {
+  const def = makeDef(() => ({ fields: {} }), { intervalMs: 1000 });
+  t.equal(viewCheck(def, undefined, 2_000, 0).state, 'pending');
+  t.equal(viewCheck(def, undefined, 3_001, 0).state, 'stale');
+  const store = new MemoryStore();
+  await runOnce(checklistOf(def), { store, log });
+  const st = store.latest('c1')!;
+  const at = st.last.finishedAt;
+  t.equal(viewCheck(def, st, at + 2_999, at).state, 'pass');
+  const stale = viewCheck(def, st, at + 3_001, at);
+  t.equal(stale.state, 'stale');
+  t.match(stale.message, /more than 3 intervals ago \(last state pass\)/);
+  const unconf = makeDef(() => ({ fields: {} }), { unconfigured: 'environment variable X is not set' });
+  t.equal(viewCheck(unconf, undefined, 0, 0).state, 'unconfigured');
+});
+
+t.test('stop waits for runs in flight up to the deadline, then aborts them', async (t) => {
+  let sawAbort = false;
+  const def = makeDef(
+    (ctx) =>
+      new Promise((resolve) => {
+        ctx.signal.addEventListener('abort', () => {
+          sawAbort = true;
+          resolve({ fields: {}, error: { reason: 'timeout', message: 'aborted' } });
+        });
+      }),
+    { timeoutMs: 10_000 },
+  );
+  const store = new MemoryStore();
+  const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0 });
+  sched.start();
+  await sleep(20);
+  const t0 = Date.now();
+  await sched.stop(100);
+  t.ok(Date.now() - t0 < 2000, 'stop returned after the deadline');
+  t.ok(sawAbort, 'the run in flight was aborted');
+  t.equal(store.latest('c1')?.state, 'error', 'its result was still recorded');
+});
+
+t.test('cron checks run once at start-up, then on their schedule', async (t) => {
+  const def = makeDef(() => ({ fields: {} }), { schedule: '0 0 1 1 *', intervalMs: 365 * 86_400_000 });
+  const store = new MemoryStore();
+  const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0 });
+  sched.start();
+  await sleep(50);
+  await sched.stop(100);
+  t.equal(def.runs(), 1);
+  t.equal(store.latest('c1')?.state, 'pass');
+});
