@@ -13,7 +13,7 @@ export interface RunDeps {
   env?: NodeJS.ProcessEnv;
   /** Aborts the run early (shutdown). */
   signal?: AbortSignal;
-  valueOf?: (checkId: string) => number | undefined;
+  latestValue?: (checkId: string) => number | undefined;
 }
 
 class TimeoutError extends Error {
@@ -57,7 +57,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
         checkId: def.id,
         timeoutMs: def.timeoutMs,
         env: deps.env ?? process.env,
-        valueOf: deps.valueOf ?? (() => undefined),
+        valueOf: deps.latestValue ?? (() => undefined),
       }),
       aborted,
     ]);

@@ -42,7 +42,14 @@ interface Slot {
   cron?: Cron;
   running?: Promise<CheckStatus>;
   trackedSince: number;
+  unsubscribe?: () => void;
+  /** A change notification arrived while a run was in flight: run again after it. */
+  rerun?: boolean;
+  notifyTimer?: NodeJS.Timeout;
 }
+
+/** Change notifications within this window are folded into one run. */
+const NOTIFY_DEBOUNCE_MS = 200;
 
 /** Deterministic spread in [0, span): the same check gets the same offset on every start. */
 export function jitterFor(id: string, span: number): number {
@@ -90,8 +97,33 @@ export class Scheduler {
       } else {
         slot.due = now + jitterFor(slot.def.id, Math.min(this.#opts.maxJitterMs, slot.def.intervalMs));
       }
+      this.#subscribe(slot);
     }
     this.#arm();
+  }
+
+  /** Watch-backed kinds tell us when to run; the interval stays as the safety net. */
+  #subscribe(slot: Slot): void {
+    const { probe, params, id } = slot.def;
+    if (!probe.subscribe) return;
+    const notify = () => {
+      if (this.#stopped || slot.notifyTimer) return;
+      slot.notifyTimer = setTimeout(() => {
+        delete slot.notifyTimer;
+        if (this.#stopped) return;
+        if (slot.running) {
+          slot.rerun = true;
+          return;
+        }
+        void this.#enqueue(slot, this.#opts.now()).catch(() => {});
+      }, NOTIFY_DEBOUNCE_MS);
+      slot.notifyTimer.unref?.();
+    };
+    try {
+      slot.unsubscribe = probe.subscribe(params as never, notify, { log: this.#opts.log.child({ check: id }), env: this.#opts.env, checkId: id });
+    } catch (err) {
+      this.#opts.log.warn({ err, check: id }, 'subscribe failed: the check runs on its interval only');
+    }
   }
 
   /** When each check began being tracked: handed to the next scheduler on reload. */
@@ -155,6 +187,10 @@ export class Scheduler {
     slot.running = p;
     p.catch(() => {}).finally(() => {
       if (slot.running === p) delete slot.running;
+      if (slot.rerun && !this.#stopped) {
+        slot.rerun = false;
+        void this.#enqueue(slot, this.#opts.now()).catch(() => {});
+      }
     });
     this.#drain();
     return p;
@@ -192,7 +228,7 @@ export class Scheduler {
       log: this.#opts.log,
       env: this.#opts.env,
       signal: this.#ac.signal,
-      valueOf: (id) => store.latest(id)?.value,
+      latestValue: (id) => store.latest(id)?.value,
     }).catch((err: unknown) => {
       // runCheck catches probe errors itself; this is a bug in the harness, kept as data.
       this.#opts.log.error({ err, check: def.id }, 'harness failed');
@@ -216,7 +252,11 @@ export class Scheduler {
   async stop(deadlineMs = 10_000): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    for (const s of this.#slots.values()) s.cron?.stop();
+    for (const s of this.#slots.values()) {
+      s.cron?.stop();
+      s.unsubscribe?.();
+      clearTimeout(s.notifyTimer);
+    }
     for (const job of this.#queue.splice(0)) job.reject(new Error('shutting down: the run was not started'));
     const inflight = [...this.#slots.values()].flatMap((s) => (s.running ? [s.running] : []));
     if (inflight.length === 0) return;
@@ -240,7 +280,11 @@ export async function runOnce(checklist: Checklist, opts: SchedulerOptions & { o
   const wanted = new Set(opts.only ?? checklist.checks.map((c) => c.id));
   // Include what the wanted checks depend on, so `--only` still honours dependsOn.
   const addDeps = (id: string) => {
-    for (const d of checklist.byId.get(id)?.dependsOn ?? []) if (!wanted.has(d)) (wanted.add(d), addDeps(d));
+    for (const d of checklist.byId.get(id)?.dependsOn ?? []) {
+      if (wanted.has(d)) continue;
+      wanted.add(d);
+      addDeps(d);
+    }
   };
   [...wanted].forEach(addDeps);
   const done = new Map<string, Promise<unknown>>();

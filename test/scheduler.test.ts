@@ -155,3 +155,25 @@ t.test('cron checks run once at start-up, then on their schedule', async (t) => 
   t.equal(def.runs(), 1);
   t.equal(store.latest('c1')?.state, 'pass');
 });
+
+t.test('watch-backed kinds: a change notification runs the check now, debounced', async (t) => {
+  let notify: (() => void) | undefined;
+  let unsubscribed = false;
+  const def = makeDef(() => ({ fields: {} }), { intervalMs: 3_600_000, timeoutMs: 1000 });
+  def.probe.subscribe = (_p, n) => {
+    notify = n;
+    return () => {
+      unsubscribed = true;
+    };
+  };
+  const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0 });
+  sched.start();
+  await sleep(50);
+  t.equal(def.runs(), 1, 'the start-up run');
+  t.ok(notify, 'subscribed');
+  for (let i = 0; i < 5; i++) notify!();
+  await sleep(400);
+  t.equal(def.runs(), 2, 'five notifications in a burst became one run, long before the hourly slot');
+  await sched.stop(100);
+  t.ok(unsubscribed, 'unsubscribed on stop');
+});

@@ -6,7 +6,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import type { ReadinessBody } from '../src/state.js';
 import { startServe } from './helpers/cli.js';
+
+type Checks = { checks: { id: string; state: string }[] };
 
 const dir = mkdtempSync(join(tmpdir(), 'readiness-serve-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -58,7 +61,7 @@ t.test('serve: metrics lint, readiness follows the target, reloads, graceful sto
   // Ready once the check has run.
   const ready = await until(async () => {
     const res = await fetch(`${svc.url}/readiness?phase=verify`);
-    return res.status === 200 ? await res.json() : undefined;
+    return res.status === 200 ? ((await res.json()) as ReadinessBody) : undefined;
   }, 'ready');
   t.equal(ready.summary.pass, 1);
 
@@ -74,10 +77,10 @@ t.test('serve: metrics lint, readiness follows the target, reloads, graceful sto
   healthy = false;
   const failing = await until(async () => {
     const res = await fetch(`${svc.url}/readiness`);
-    const body = await res.json();
-    return res.status === 503 && body.failing.some((f: { id: string }) => f.id === 'app-health') ? body : undefined;
+    const body = (await res.json()) as ReadinessBody;
+    return res.status === 503 && body.failing.some((f) => f.id === 'app-health') ? body : undefined;
   }, 'not ready');
-  const f = failing.failing.find((x: { id: string }) => x.id === 'app-health');
+  const f = failing.failing.find((x) => x.id === 'app-health')!;
   t.match(f, { state: 'fail', reason: 'http-status', severity: 'critical', runbook: 'https://runbooks.example/app-health' });
   t.match(f.message, /503/);
   healthy = true;
@@ -86,8 +89,8 @@ t.test('serve: metrics lint, readiness follows the target, reloads, graceful sto
   writeFileSync(file, 'apiVersion: readiness/v1\nchecklist: broken\nchecks: [ {id: x} ]\n');
   svc.child.kill('SIGHUP');
   await until(async () => ((await (await fetch(`${svc.url}/metrics`)).text()).includes('readiness_exporter_config_last_reload_successful 0') ? true : undefined), 'reload failure metric');
-  const still = await (await fetch(`${svc.url}/checks`)).json();
-  t.same(still.checks.map((c: { id: string }) => c.id), ['app-health', 'secret-api'], 'old checklist still served');
+  const still = (await (await fetch(`${svc.url}/checks`)).json()) as Checks;
+  t.same(still.checks.map((c) => c.id), ['app-health', 'secret-api'], 'old checklist still served');
   t.match(svc.output(), 'checklist reload rejected');
   t.match(svc.output(), 'missing required key');
 
@@ -109,7 +112,7 @@ t.test('serve: metrics lint, readiness follows the target, reloads, graceful sto
   );
   svc.child.kill('SIGHUP');
   await until(async () => {
-    const body = await (await fetch(`${svc.url}/checks`)).json();
+    const body = (await (await fetch(`${svc.url}/checks`)).json()) as Checks;
     return body.checks.length === 3 ? true : undefined;
   }, 'reloaded checklist');
   const m2 = await (await fetch(`${svc.url}/metrics`)).text();
@@ -119,7 +122,7 @@ t.test('serve: metrics lint, readiness follows the target, reloads, graceful sto
   // POST /checks/:id/run with the token runs it now.
   const run = await fetch(`${svc.url}/checks/app-port/run`, { method: 'POST', headers: { authorization: 'Bearer serve-test-token' } });
   t.equal(run.status, 200);
-  t.equal((await run.json()).state, 'pass');
+  t.equal(((await run.json()) as { state: string }).state, 'pass');
   t.notMatch(svc.output(), 'serve-test-token', 'the token is never logged');
 
   // SIGTERM: graceful exit with code 0.
@@ -130,7 +133,7 @@ t.test('serve: metrics lint, readiness follows the target, reloads, graceful sto
 
 t.test('serve with no arguments runs the shipped checklist', async (t) => {
   const svc = await startServe(t, []);
-  const body = await (await fetch(`${svc.url}/readiness?verbose=1`)).json();
+  const body = (await (await fetch(`${svc.url}/readiness?verbose=1`)).json()) as ReadinessBody;
   t.equal(body.checklist, 'offgridflow-production');
   t.ok(body.summary.total >= 15);
   const metrics = await (await fetch(`${svc.url}/metrics`)).text();

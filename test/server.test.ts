@@ -82,12 +82,13 @@ t.test('filters: repeated and comma-separated; unknown values are 400', async (t
   t.equal(res.json().summary.total, 2);
   res = await app.inject('/readiness?check=tls-api,docs&verbose=1');
   t.equal(res.json().checks.length, 2, 'verbose lists every matched check');
-  for (const [q, msg] of [
+  const bad: [string, string][] = [
     ['severity=urgent', 'bad filter: unknown severity "urgent"; known: critical, high, medium, low'],
     ['phase=predeploy', 'bad filter: unknown phase "predeploy"; known: pre-deploy, deploy, verify, monitor, post-deploy'],
     ['check=nope', 'bad filter: unknown check "nope" (GET /checks lists them)'],
     ['section=secrity', 'bad filter: unknown section "secrity"; known: configuration, database, documentation, verify'],
-  ]) {
+  ];
+  for (const [q, msg] of bad) {
     res = await app.inject(`/readiness?${q}`);
     t.equal(res.statusCode, 400, q);
     t.same(res.json(), { error: 'RDY_BAD_FILTER', message: msg }, q);

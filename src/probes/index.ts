@@ -1,10 +1,11 @@
 // The one place probe kinds are registered: adding a kind is its own file plus one line here.
 import type { ProbeKind } from './types.js';
 import http from './http.js';
+import postgres from './postgres.js';
 import tcp from './tcp.js';
 import tls from './tls.js';
 
-const kinds: ProbeKind[] = [http, tcp, tls];
+const kinds: ProbeKind[] = [http, postgres, tcp, tls];
 
 export const probeKinds: ReadonlyMap<string, ProbeKind> = new Map(kinds.map((k) => [k.kind, k]));
 

@@ -78,6 +78,12 @@ export interface ProbeKind<S extends TSchema = TSchema> {
   /** Called once per loaded checklist for each check of this kind: extra validation beyond the schema. */
   validate?(params: Static<S>): string[];
   run(params: Static<S>, ctx: ProbeContext): Promise<Observation>;
+  /**
+   * Optional, for kinds backed by a watch (Kubernetes informers): calls `notify` whenever
+   * what the check measures may have changed, and the scheduler runs the check then
+   * (debounced) instead of waiting for its next slot. Returns the unsubscribe function.
+   */
+  subscribe?(params: Static<S>, notify: () => void, ctx: { log: Logger; env: NodeJS.ProcessEnv; checkId: string }): () => void;
   /** Releases pools/agents held for the kind (called on reload and shutdown). */
   close?(): Promise<void>;
 }
