@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { evaluateCondition, resolveField } from './conditions.js';
 import type { CheckDef } from './config/types.js';
-import type { Observation } from './probes/types.js';
+import { ProbeError, type Observation } from './probes/types.js';
 import { reasonFromError, type Reason } from './reasons.js';
 import type { CheckStatus, ConditionOutcome, RunResult, RunState } from './store/types.js';
 
@@ -15,6 +15,8 @@ export interface RunDeps {
   signal?: AbortSignal;
   latestValue?: (checkId: string) => number | undefined;
 }
+
+const ABORT_GRACE_MS = 100;
 
 class TimeoutError extends Error {
   override name = 'TimeoutError';
@@ -45,9 +47,12 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
   let thrown: unknown;
   try {
     // The race makes the timeout hold even for a probe that ignores its signal.
+    // After the abort, the probe gets a moment to settle with its own, more precise error
+    // (a ProbeError saying which step was pending) before the bare timeout wins.
     const aborted = new Promise<never>((_, reject) => {
-      if (ac.signal.aborted) reject(ac.signal.reason);
-      ac.signal.addEventListener('abort', () => reject(ac.signal.reason), { once: true });
+      const fire = () => setTimeout(() => reject(ac.signal.reason), ABORT_GRACE_MS).unref();
+      if (ac.signal.aborted) fire();
+      else ac.signal.addEventListener('abort', fire, { once: true });
     });
     aborted.catch(() => {});
     obs = await Promise.race([
@@ -62,7 +67,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
       aborted,
     ]);
   } catch (err) {
-    thrown = ac.signal.aborted ? ac.signal.reason : err;
+    thrown = err instanceof ProbeError || !ac.signal.aborted ? err : ac.signal.reason;
   } finally {
     clearTimeout(timer);
     deps.signal?.removeEventListener('abort', onParentAbort);

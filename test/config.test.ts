@@ -170,3 +170,27 @@ t.test('an unreadable file is one diagnostic, not a crash', async (t) => {
   t.equal(res.ok, false);
   if (!res.ok) t.match(formatDiagnostic(res.diagnostics[0]!), /^test\/fixtures\/does-not-exist.yaml:1:1: cannot read checklist: ENOENT/);
 });
+
+t.test('secret params: URLs are secret only in their password', async (t) => {
+  const { secretValues, displaySecret } = await import('../src/config/load.js');
+  t.same(secretValues('postgres://app:p%40ss@db:5432/app'), ['p%40ss', 'p@ss']);
+  t.same(secretValues('https://api.example.com/health'), [], 'a URL without credentials is not secret');
+  t.same(secretValues('sk_live_abc'), ['sk_live_abc']);
+  t.same(secretValues({ Authorization: 'Bearer xyz', n: 1 }), ['Bearer xyz']);
+  t.equal(displaySecret('postgres://app:secret@db:5432/app'), 'postgres://db:5432/app');
+  t.equal(displaySecret({ a: 'b' }), '***');
+  const res = loadChecklist(
+    base(`  - id: h
+    title: H
+    section: s
+    severity: low
+    phase: pre-deploy
+    probe: http
+    with: { url: "\${API}", headers: { authorization: "Bearer \${TOKEN}" } }
+`),
+    'c.yaml',
+    { API: 'https://user:hunter22@api.example.com', TOKEN: 'tok-987654' },
+  );
+  if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
+  t.same([...res.checklist.checks[0]!.secrets].sort(), ['Bearer tok-987654', 'hunter22']);
+});

@@ -367,7 +367,7 @@ function buildCheck(
   }
 
   if (!kind) return undefined;
-  const secrets = (kind.secretParams ?? []).flatMap((k) => (typeof params[k] === 'string' && params[k] !== '' ? [params[k] as string] : []));
+  const secrets = [...new Set((kind.secretParams ?? []).flatMap((k) => secretValues(params[k])))];
   return {
     id: c.id,
     title: c.title,
@@ -419,4 +419,41 @@ function reportCycles(checks: [number, RawCheck][], r: Reporter): void {
     state.set(id, 'done');
   };
   for (const [, c] of checks) visit(c.id, []);
+}
+
+/**
+ * The strings to scrub for a secret param. A URL is secret only in its password (the host
+ * and path stay readable in messages); other strings whole; objects by their string leaves.
+ */
+export function secretValues(v: unknown): string[] {
+  if (typeof v === 'string') {
+    if (v === '') return [];
+    const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? tryUrl(v) : null;
+    if (url) return url.password ? [...new Set([url.password, decodeURIComponent(url.password)])] : [];
+    return [v];
+  }
+  if (Array.isArray(v)) return v.flatMap(secretValues);
+  if (v !== null && typeof v === 'object') return Object.values(v).flatMap(secretValues);
+  return [];
+}
+
+/** A secret param as /checks shows it: URLs without their credentials, anything else as ***. */
+export function displaySecret(v: unknown): unknown {
+  if (typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+    const url = tryUrl(v);
+    if (url) {
+      url.username = '';
+      url.password = '';
+      return url.toString();
+    }
+  }
+  return v === undefined ? undefined : '***';
+}
+
+function tryUrl(v: string): URL | null {
+  try {
+    return new URL(v);
+  } catch {
+    return null;
+  }
 }

@@ -4,6 +4,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { displaySecret } from '../config/load.js';
 import { redact } from '../harness.js';
 import { ApiError } from '../errors.js';
 import { createMetrics } from '../metrics.js';
@@ -35,7 +36,7 @@ export function makeAuth(token: string | undefined) {
 function checkDetail(v: CheckView) {
   const { def } = v;
   const params = Object.fromEntries(
-    Object.entries(def.params).map(([k, x]) => [k, def.probe.secretParams?.includes(k) ? '***' : typeof x === 'string' ? redact(x, def.secrets) : x]),
+    Object.entries(def.params).map(([k, x]) => [k, def.probe.secretParams?.includes(k) ? displaySecret(x) : typeof x === 'string' ? redact(x, def.secrets) : x]),
   );
   return {
     ...describe(v),
