@@ -50,7 +50,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
     // After the abort, the probe gets a moment to settle with its own, more precise error
     // (a ProbeError saying which step was pending) before the bare timeout wins.
     const aborted = new Promise<never>((_, reject) => {
-      const fire = () => setTimeout(() => reject(ac.signal.reason), ABORT_GRACE_MS).unref();
+      const fire = () => setTimeout(() => reject(ac.signal.reason), ABORT_GRACE_MS);
       if (ac.signal.aborted) fire();
       else ac.signal.addEventListener('abort', fire, { once: true });
     });
