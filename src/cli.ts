@@ -13,6 +13,9 @@ import { runOnce } from './scheduler.js';
 import { Service } from './service.js';
 import { describe, isReady, matches, readiness, type CheckView, type Filters } from './state.js';
 import { MemoryStore } from './store/memory.js';
+import { createStore, storeConfigFromEnv } from './store/index.js';
+import { PgLeases } from './ha.js';
+import { records as recordCommands } from './cli-records.js';
 import { PHASES, SEVERITIES, type Phase, type Severity } from './config/schema.js';
 import { VERSION } from './version.js';
 
@@ -21,7 +24,7 @@ export const EXIT = { OK: 0, NOT_READY: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 /** The shipped checklist, used when neither -c nor READINESS_CONFIG names one. */
 export const DEFAULT_CONFIG = fileURLToPath(new URL('../probes/offgridflow.yaml', import.meta.url));
 
-interface Io {
+export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
   env: NodeJS.ProcessEnv;
@@ -33,7 +36,7 @@ const defaultIo: Io = {
   env: process.env,
 };
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 function configPath(opt: string | undefined, env: NodeJS.ProcessEnv): string {
   return opt ?? env.READINESS_CONFIG ?? DEFAULT_CONFIG;
@@ -77,7 +80,7 @@ function filtersFrom(o: { severity?: string[]; phase?: string[]; section?: strin
   return f;
 }
 
-function durationOpt(name: string) {
+export function durationOpt(name: string) {
   return (v: string): number => {
     const ms = parseDuration(v);
     if (ms === undefined || ms <= 0) throw new UsageError(`--${name}: bad duration ${JSON.stringify(v)} (e.g. 30s, 15m, 1h)`);
@@ -129,7 +132,8 @@ Exit codes: 0 ok/ready, 1 not ready, 2 config or usage error, 3 unreachable (gat
     .option('--concurrency <n>', 'most checks running at once', (v) => positiveInt('concurrency', v), 16)
     .option('--shutdown-timeout <duration>', 'how long SIGTERM waits for runs in flight', durationOpt('shutdown-timeout'), 10_000)
     .option('--log-level <level>', 'log level (env READINESS_LOG_LEVEL)')
-    .action(async (o: { config?: string; port?: string; host?: string; concurrency: number; shutdownTimeout: number; logLevel?: string }) => {
+    .option('--data-dir <dir>', 'embedded store directory (env READINESS_DATA_DIR, default ./data); READINESS_DATABASE_URL selects PostgreSQL instead')
+    .action(async (o: { config?: string; port?: string; host?: string; concurrency: number; shutdownTimeout: number; logLevel?: string; dataDir?: string }) => {
       result.code = await serve(o, io);
     });
 
@@ -156,6 +160,8 @@ Exit codes: 0 ok/ready, 1 not ready, 2 config or usage error, 3 unreachable (gat
   ).action(async (o: { url: string; timeout: number; interval: number; severity?: string[]; phase?: string[]; section?: string[]; check?: string[] }) => {
     result.code = await gate(o, io);
   });
+
+  recordCommands(program, io, result);
 
   program
     .command('validate')
@@ -184,7 +190,7 @@ function positiveInt(name: string, v: string): number {
 }
 
 async function serve(
-  o: { config?: string; port?: string; host?: string; concurrency: number; shutdownTimeout: number; logLevel?: string },
+  o: { config?: string; port?: string; host?: string; concurrency: number; shutdownTimeout: number; logLevel?: string; dataDir?: string },
   io: Io,
 ): Promise<number> {
   const file = configPath(o.config, io.env);
@@ -194,7 +200,19 @@ async function serve(
   const log = makeLogger(o.logLevel ?? io.env.READINESS_LOG_LEVEL ?? 'info', false);
   const checklist = await load(file, io);
   if (!checklist) return EXIT.USAGE;
-  const service = new Service({ file, checklist, store: new MemoryStore(), log, env: io.env, concurrency: o.concurrency });
+  const storeConfig = storeConfigFromEnv(o.dataDir ? { ...io.env, READINESS_DATA_DIR: o.dataDir } : io.env, log);
+  const store = createStore(storeConfig);
+  try {
+    // PostgreSQL down at start degrades the store instead of stopping the service; a broken
+    // embedded file (unwritable directory, newer schema) is a configuration error.
+    await store.init({ tolerateDown: store.kind === 'postgres' });
+  } catch (err) {
+    io.err(`cannot open the ${store.kind} store: ${(err as Error).message}`);
+    return EXIT.USAGE;
+  }
+  log.info({ store: store.kind, ...(store.kind === 'sqlite' && { dataDir: storeConfig.dataDir }) }, 'store opened');
+  const ownership = storeConfig.databaseUrl ? new PgLeases(storeConfig.databaseUrl, { log }) : undefined;
+  const service = new Service({ file, checklist, store, log, env: io.env, concurrency: o.concurrency, ...(ownership && { ownership }) });
   const app = await buildServer({ service, log, ...(io.env.READINESS_API_TOKEN && { apiToken: io.env.READINESS_API_TOKEN }) });
   try {
     await app.listen({ port, host });
@@ -203,7 +221,8 @@ async function serve(
     await service.stop(0);
     return EXIT.USAGE;
   }
-  service.start();
+  await service.start();
+  if (ownership) log.info({ replica: ownership.replicaId, owned: ownership.owned().length }, 'HA: running the checks this replica owns');
   if (!io.env.READINESS_API_TOKEN) log.warn('READINESS_API_TOKEN is not set: POST routes are refused');
 
   return new Promise<number>((resolve) => {
@@ -243,10 +262,20 @@ async function check(
   const only = checklist.checks.filter((c) => matches(c, filters)).map((c) => c.id);
   const log = makeLogger(io.env.READINESS_LOG_LEVEL ?? 'warn', true);
   let views: CheckView[];
+  // Attestations and deployments live in the service's store: read them from there, but keep
+  // this one-off run's results out of its history.
+  const records = checklist.checks.some((c) => c.kind === 'attestation') ? createStore(storeConfigFromEnv(io.env, log)) : undefined;
+  await records?.init({ tolerateDown: true });
+  const store = new MemoryStore();
+  if (records) {
+    store.attestations = (check) => records.attestations(check);
+    store.deployments = (limit) => records.deployments(limit);
+  }
   try {
-    views = await runOnce(checklist, { store: new MemoryStore(), log, env: io.env, concurrency: o.concurrency, only });
+    views = await runOnce(checklist, { store, log, env: io.env, concurrency: o.concurrency, only });
   } finally {
     await closeProbeKinds();
+    await records?.close();
   }
   views = views.filter((v) => matches(v.def, filters));
   const ready = isReady(views);
@@ -255,7 +284,7 @@ async function check(
     io.out(JSON.stringify(body, null, 2));
   } else {
     io.out(formatTable(views));
-    const bad = views.filter((v) => v.def.gate && !['pass', 'warn'].includes(v.state));
+    const bad = views.filter((v) => v.gating && !['pass', 'warn'].includes(v.state));
     io.out(`\n${ready ? 'READY' : 'NOT READY'}: ${views.length - bad.length} of ${views.length} checks passing${bad.length ? `; failing: ${bad.map((v) => v.def.id).join(', ')}` : ''}`);
   }
   return ready ? EXIT.OK : EXIT.NOT_READY;

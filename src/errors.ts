@@ -10,6 +10,10 @@ export const API_ERRORS = {
   RDY_CHECK_NOT_FOUND: { status: 404, message: 'no check with id %s' },
   RDY_NOT_FOUND: { status: 404, message: 'no route %s' },
   RDY_CHECK_UNCONFIGURED: { status: 409, message: 'check %s is unconfigured: %s' },
+  RDY_BAD_ATTESTATION: { status: 400, message: 'attestation rejected: %s' },
+  RDY_ATTESTATION_NOT_FOUND: { status: 404, message: 'no attestation with id %s' },
+  RDY_BAD_DEPLOYMENT: { status: 400, message: 'deployment rejected: %s' },
+  RDY_STORE_UNAVAILABLE: { status: 503, message: '%s' },
   RDY_SHUTTING_DOWN: { status: 503, message: 'the service is shutting down' },
   RDY_INTERNAL: { status: 500, message: 'internal error' },
 } as const;

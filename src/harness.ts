@@ -6,7 +6,7 @@ import { evaluateCondition, resolveField } from './conditions.js';
 import type { CheckDef } from './config/types.js';
 import { ProbeError, type Observation } from './probes/types.js';
 import { reasonFromError, type Reason } from './reasons.js';
-import type { CheckStatus, ConditionOutcome, RunResult, RunState } from './store/types.js';
+import type { CheckStatus, ConditionOutcome, Records, RunResult, RunState } from './store/types.js';
 
 export interface RunDeps {
   log: Logger;
@@ -14,6 +14,7 @@ export interface RunDeps {
   /** Aborts the run early (shutdown). */
   signal?: AbortSignal;
   latestValue?: (checkId: string) => number | undefined;
+  records?: Records;
 }
 
 const ABORT_GRACE_MS = 100;
@@ -63,6 +64,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
         timeoutMs: def.timeoutMs,
         env: deps.env ?? process.env,
         valueOf: deps.latestValue ?? (() => undefined),
+        ...(deps.records && { records: deps.records }),
       }),
       aborted,
     ]);

@@ -15,6 +15,7 @@ export interface MetricsSource {
   schedulerStats(): SchedulerStats;
   storeHealth(): StoreHealth;
   rollbackRecommended(): boolean;
+  deploymentWindow(): { deployment?: { at: number }; open: boolean };
   reloads(): { success: number; failure: number; lastSuccessful: boolean; lastSuccessAt: number };
   version: string;
 }
@@ -108,6 +109,24 @@ export function createMetrics(src: MetricsSource): Registry {
     registers,
     collect() {
       this.set(src.rollbackRecommended() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'readiness_deployment_timestamp_seconds',
+    help: 'Unix time the latest recorded deployment went out (POST /deployments); absent before the first.',
+    registers,
+    collect() {
+      this.reset();
+      const d = src.deploymentWindow().deployment;
+      if (d) this.set(d.at / 1000);
+    },
+  });
+  new Gauge({
+    name: 'readiness_deployment_window_open',
+    help: 'Whether the post-deploy monitoring window of the latest deployment is open: 1 or 0.',
+    registers,
+    collect() {
+      this.set(src.deploymentWindow().open ? 1 : 0);
     },
   });
   new Gauge({

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { CheckDef, Checklist } from './config/types.js';
+import type { Ownership } from './ha.js';
 import { dependencyResult, nextStatus, runCheck } from './harness.js';
 import { viewCheck, type CheckView } from './state.js';
 import { isPassing, type CheckStatus, type RunResult, type Store } from './store/types.js';
@@ -22,6 +23,8 @@ export interface SchedulerOptions {
   now?: () => number;
   /** Counters kept across reloads: pass the previous scheduler's. */
   stats?: SchedulerStats;
+  /** In HA, which checks this replica runs; the others' results arrive through the store. */
+  ownership?: Ownership;
 }
 
 export interface SchedulerStats {
@@ -61,7 +64,7 @@ export class Scheduler {
   readonly #slots = new Map<string, Slot>();
   readonly #queue: { slot: Slot; due: number; resolve: (s: CheckStatus) => void; reject: (e: Error) => void }[] = [];
   readonly #ac = new AbortController();
-  readonly #opts: Required<Omit<SchedulerOptions, 'env' | 'stats'>> & { env: NodeJS.ProcessEnv };
+  readonly #opts: Required<Omit<SchedulerOptions, 'env' | 'stats' | 'ownership'>> & { env: NodeJS.ProcessEnv; ownership?: Ownership };
   #timer: NodeJS.Timeout | undefined;
   #running = 0;
   #stopped = false;
@@ -107,7 +110,7 @@ export class Scheduler {
     const { probe, params, id } = slot.def;
     if (!probe.subscribe) return;
     const notify = () => {
-      if (this.#stopped || slot.notifyTimer) return;
+      if (this.#stopped || slot.notifyTimer || !this.#mine(slot)) return;
       slot.notifyTimer = setTimeout(() => {
         delete slot.notifyTimer;
         if (this.#stopped) return;
@@ -165,6 +168,7 @@ export class Scheduler {
       if (slot.due > now) continue;
       const due = slot.due;
       slot.due = this.#nextDue(slot, due, now);
+      if (!this.#mine(slot)) continue;
       if (slot.running) {
         this.stats.skipped++;
         this.#opts.log.warn({ check: slot.def.id }, 'previous run still in progress: slot skipped');
@@ -173,6 +177,10 @@ export class Scheduler {
       void this.#enqueue(slot, due);
     }
     this.#arm();
+  }
+
+  #mine(slot: Slot): boolean {
+    return !this.#opts.ownership || this.#opts.ownership.owns(slot.def.id);
   }
 
   #nextDue(slot: Slot, due: number, now: number): number {
@@ -229,6 +237,7 @@ export class Scheduler {
       env: this.#opts.env,
       signal: this.#ac.signal,
       latestValue: (id) => store.latest(id)?.value,
+      records: store,
     }).catch((err: unknown) => {
       // runCheck catches probe errors itself; this is a bug in the harness, kept as data.
       this.#opts.log.error({ err, check: def.id }, 'harness failed');

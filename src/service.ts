@@ -5,9 +5,10 @@ import { loadChecklistFile } from './config/load.js';
 import { formatDiagnostic, type Checklist, type Diagnostic } from './config/types.js';
 import type { MetricsSource } from './metrics.js';
 import { closeProbeKinds } from './probes/index.js';
+import type { Ownership } from './ha.js';
 import { Scheduler, type SchedulerStats } from './scheduler.js';
 import type { CheckView } from './state.js';
-import type { Store, StoreHealth } from './store/types.js';
+import type { Deployment, Store, StoreHealth } from './store/types.js';
 import { VERSION } from './version.js';
 
 export interface ServiceOptions {
@@ -18,6 +19,8 @@ export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
   concurrency?: number;
   maxJitterMs?: number;
+  /** HA: which checks this replica runs (PgLeases); without it, this replica runs them all. */
+  ownership?: Ownership & { start(checks: readonly string[]): Promise<void>; stop(): Promise<void> };
 }
 
 export type ReloadResult = { ok: true; checks: number } | { ok: false; diagnostics: Diagnostic[] };
@@ -33,18 +36,20 @@ export class Service implements MetricsSource {
   }
 
   #makeScheduler(checklist: Checklist): Scheduler {
-    const { store, log, env, concurrency, maxJitterMs } = this.opts;
+    const { store, log, env, concurrency, maxJitterMs, ownership } = this.opts;
     return new Scheduler(checklist, {
       store,
       log,
       stats: this.#stats,
+      ...(ownership && { ownership }),
       ...(env && { env }),
       ...(concurrency !== undefined && { concurrency }),
       ...(maxJitterMs !== undefined && { maxJitterMs }),
     });
   }
 
-  start(): void {
+  async start(): Promise<void> {
+    await this.opts.ownership?.start(this.checklist().checks.map((c) => c.id));
     this.#scheduler.start();
     this.opts.log.info({ checklist: this.checklist().name, checks: this.checklist().checks.length }, 'scheduler started');
   }
@@ -57,8 +62,20 @@ export class Service implements MetricsSource {
     return this.#scheduler.checklist;
   }
 
-  views(): CheckView[] {
-    return this.#scheduler.views();
+  views(now = Date.now()): CheckView[] {
+    const open = this.deploymentWindow(now).open;
+    const views = this.#scheduler.views(now);
+    // Monitor-phase checks gate only inside the window after the latest deployment.
+    for (const v of views) if (v.def.phase === 'monitor') v.gating = v.def.gate && open;
+    return views;
+  }
+
+  /** The latest deployment and whether its monitoring window is open now. */
+  deploymentWindow(now = Date.now()): { deployment?: Deployment; open: boolean; endsAt?: number } {
+    const deployment = this.opts.store.deployments(1)[0];
+    if (!deployment) return { open: false };
+    const endsAt = deployment.at + this.checklist().monitorWindowMs;
+    return { deployment, open: now >= deployment.at && now < endsAt, endsAt };
   }
 
   schedulerStats(): SchedulerStats {
@@ -69,9 +86,19 @@ export class Service implements MetricsSource {
     return this.opts.store.health();
   }
 
-  /** The deployment window arrives with the deployments store; until then nothing is recommended. */
-  rollbackRecommended(): boolean {
-    return false;
+  /** A gating monitor-phase check fails inside the window after the latest deployment. */
+  rollbackRecommended(now = Date.now()): boolean {
+    return this.rollbackCauses(now).length > 0;
+  }
+
+  rollbackCauses(now = Date.now()): CheckView[] {
+    if (!this.deploymentWindow(now).open) return [];
+    return this.views(now).filter((v) => v.def.phase === 'monitor' && v.gating && v.state === 'fail');
+  }
+
+  /** Runs these checks now (after an attestation or a deployment), without waiting for them. */
+  runSoon(ids: Iterable<string>): void {
+    for (const id of ids) void this.#scheduler.runNow(id)?.catch(() => {});
   }
 
   reloads() {
@@ -95,6 +122,7 @@ export class Service implements MetricsSource {
     await old.stop(5_000);
     await closeProbeKinds();
     this.opts.store.retain(new Set(res.checklist.byId.keys()));
+    await this.opts.ownership?.start(res.checklist.checks.map((c) => c.id));
     next.start(old.trackedSince());
     this.#scheduler = next;
     this.#reloads.success++;
@@ -107,6 +135,7 @@ export class Service implements MetricsSource {
   /** Stops scheduling, lets runs in flight finish up to the deadline, releases probe resources. */
   async stop(deadlineMs = 10_000): Promise<void> {
     await this.#scheduler.stop(deadlineMs);
+    await this.opts.ownership?.stop();
     await closeProbeKinds();
     await this.opts.store.close();
   }

@@ -11,6 +11,8 @@ export const STALE_INTERVALS = 3;
 
 export interface CheckView {
   def: CheckDef;
+  /** Whether it counts for readiness now: `gate`, and for monitor-phase checks, inside the deployment window. */
+  gating: boolean;
   state: State;
   reason?: Reason;
   message: string;
@@ -27,16 +29,18 @@ export interface CheckView {
  * completed a run is `pending` until three intervals have passed, then `stale`.
  */
 export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: number, trackedSince: number): CheckView {
-  if (def.unconfigured) return { def, state: 'unconfigured', reason: 'unconfigured', message: def.unconfigured };
+  const gating = def.gate;
+  if (def.unconfigured) return { def, gating, state: 'unconfigured', reason: 'unconfigured', message: def.unconfigured };
   const staleAfter = STALE_INTERVALS * def.intervalMs;
   if (!status) {
     if (now - trackedSince > staleAfter) {
-      return { def, state: 'stale', reason: 'stale', message: `no run has completed since ${new Date(trackedSince).toISOString()}` };
+      return { def, gating, state: 'stale', reason: 'stale', message: `no run has completed since ${new Date(trackedSince).toISOString()}` };
     }
-    return { def, state: 'pending', reason: 'pending', message: 'not run yet' };
+    return { def, gating, state: 'pending', reason: 'pending', message: 'not run yet' };
   }
   const view: CheckView = {
     def,
+    gating,
     state: status.state,
     message: status.message,
     lastRun: status.last.finishedAt,
@@ -133,6 +137,10 @@ export interface ReadinessBody {
   advisory: FailingCheck[];
   sections: Record<string, { passing: boolean; pass: number; total: number }>;
   store?: { ok: boolean; message: string };
+  /** The latest deployment and its monitoring window. */
+  deployment?: { version: string; at: string; windowOpen: boolean; windowEndsAt: string };
+  /** Whether to roll back: a gating monitor-phase check fails inside the window. */
+  rollback?: { recommended: boolean; failing: string[] };
   checks?: FailingCheck[];
 }
 
@@ -156,7 +164,7 @@ export function describe(v: CheckView): FailingCheck {
 
 /** Ready when every gating check that matches the filters is passing (pass or warn). */
 export function isReady(views: readonly CheckView[]): boolean {
-  return views.every((v) => !v.def.gate || isPassing(v.state));
+  return views.every((v) => !v.gating || isPassing(v.state));
 }
 
 export function readiness(checklist: Checklist, all: readonly CheckView[], filters: Filters, now: number, verbose = false): ReadinessBody {
@@ -168,7 +176,7 @@ export function readiness(checklist: Checklist, all: readonly CheckView[], filte
     const s = (sections[v.def.section] ??= { passing: true, pass: 0, total: 0 });
     s.total++;
     if (isPassing(v.state)) s.pass++;
-    else if (v.def.gate) s.passing = false;
+    else if (v.gating) s.passing = false;
   }
   const nonPassing = views.filter((v) => !isPassing(v.state));
   const body: ReadinessBody = {
@@ -177,8 +185,8 @@ export function readiness(checklist: Checklist, all: readonly CheckView[], filte
     evaluatedAt: new Date(now).toISOString(),
     filters,
     summary,
-    failing: nonPassing.filter((v) => v.def.gate).map(describe),
-    advisory: nonPassing.filter((v) => !v.def.gate).map(describe),
+    failing: nonPassing.filter((v) => v.gating).map(describe),
+    advisory: nonPassing.filter((v) => !v.gating).map(describe),
     sections,
   };
   if (verbose) body.checks = views.map(describe);

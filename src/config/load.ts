@@ -18,6 +18,7 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 const DEFAULT_INTERVAL_MS = 60_000;
 const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_MONITOR_WINDOW_MS = 2 * 3_600_000;
 
 export type LoadResult = { ok: true; checklist: Checklist } | { ok: false; diagnostics: Diagnostic[] };
 
@@ -244,6 +245,7 @@ function buildChecklist(raw: Parts, r: Reporter, env: NodeJS.ProcessEnv): Checkl
   const d = raw.defaults;
   const defInterval = durationAt(r, ['defaults', 'interval'], d.interval, DEFAULT_INTERVAL_MS);
   const defTimeout = durationAt(r, ['defaults', 'timeout'], d.timeout, DEFAULT_TIMEOUT_MS);
+  const monitorWindowMs = durationAt(r, ['defaults', 'monitorWindow'], d.monitorWindow, DEFAULT_MONITOR_WINDOW_MS);
   const targets = raw.targets;
 
   const ids = new Map<string, number>();
@@ -261,7 +263,7 @@ function buildChecklist(raw: Parts, r: Reporter, env: NodeJS.ProcessEnv): Checkl
   reportCycles(raw.checks, r);
   if (r.diagnostics.length > 0) return undefined;
   const byId = new Map(checks.map((c) => [c.id, Object.freeze(c)]));
-  return Object.freeze({ name: raw.name, file: r.file, checks: Object.freeze(checks), byId });
+  return Object.freeze({ name: raw.name, file: r.file, checks: Object.freeze(checks), byId, monitorWindowMs });
 }
 
 function buildCheck(

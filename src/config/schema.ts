@@ -54,6 +54,7 @@ export const DefaultsSchema = Type.Object(
     failAfter: Type.Optional(Count('Default failAfter (1).')),
     passAfter: Type.Optional(Count('Default passAfter (1).')),
     onNoData: Type.Optional(StringEnum(NO_DATA, 'Default onNoData (error).')),
+    monitorWindow: Type.Optional(Duration('How long after a deployment monitor-phase checks gate and can recommend a rollback (2h).')),
   },
   { additionalProperties: false },
 );

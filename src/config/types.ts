@@ -43,6 +43,8 @@ export interface Checklist {
   file: string;
   checks: readonly CheckDef[];
   byId: ReadonlyMap<string, CheckDef>;
+  /** After a deployment, how long monitor-phase checks gate (defaults.monitorWindow, 2h). */
+  monitorWindowMs: number;
 }
 
 /** One problem found while loading: `file:line:col: message`. */

@@ -8,6 +8,7 @@ import { displaySecret } from '../config/load.js';
 import { redact } from '../harness.js';
 import { ApiError } from '../errors.js';
 import { createMetrics } from '../metrics.js';
+import { recordsPlugin } from './records.js';
 import type { Service } from '../service.js';
 import { describe, matches, parseFilters, readiness, type CheckView } from '../state.js';
 import { VERSION } from '../version.js';
@@ -125,6 +126,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         const body = readiness(service.checklist(), service.views(), parsed.filters, Date.now(), verbose);
         const store = service.storeHealth();
         if (!store.ok) body.store = store;
+        const w = service.deploymentWindow();
+        if (w.deployment) {
+          body.deployment = { version: w.deployment.version, at: new Date(w.deployment.at).toISOString(), windowOpen: w.open, windowEndsAt: new Date(w.endsAt!).toISOString() };
+          const causes = service.rollbackCauses();
+          body.rollback = { recommended: causes.length > 0, failing: causes.map((v) => v.def.id) };
+        }
         return reply.code(body.ready ? 200 : 503).send(body);
       },
     );
@@ -148,7 +155,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       async (req: FastifyRequest<{ Params: { id: string }; Querystring: { limit: number } }>) => {
         const v = service.scheduler.view(req.params.id);
         if (!v) throw new ApiError('RDY_CHECK_NOT_FOUND', JSON.stringify(req.params.id));
-        const history = service.opts.store.history(v.def.id, req.query.limit).map((r) => ({
+        const history = (await service.opts.store.history(v.def.id, req.query.limit)).map((r) => ({
           state: r.state,
           ...(r.reason !== undefined && { reason: r.reason }),
           message: r.message,
@@ -187,12 +194,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(metrics);
   await app.register(ready);
   await app.register(checks);
+  await app.register(recordsPlugin(service, auth));
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
   app.get('/', { schema: { hide: true } }, async () => ({
     name: 'readiness-exporter',
     version: VERSION,
     checklist: service.checklist().name,
-    endpoints: ['/readiness', '/metrics', '/checks', '/checks/:id', '/healthz', '/docs'],
+    endpoints: ['/readiness', '/metrics', '/checks', '/checks/:id', '/attestations', '/deployments', '/healthz', '/docs'],
   }));
   return app;
 }

@@ -1,11 +1,12 @@
 // The one place probe kinds are registered: adding a kind is its own file plus one line here.
 import type { ProbeKind } from './types.js';
+import attestation from './attestation.js';
 import http from './http.js';
 import postgres from './postgres.js';
 import tcp from './tcp.js';
 import tls from './tls.js';
 
-const kinds: ProbeKind[] = [http, postgres, tcp, tls];
+const kinds: ProbeKind[] = [attestation, http, postgres, tcp, tls];
 
 export const probeKinds: ReadonlyMap<string, ProbeKind> = new Map(kinds.map((k) => [k.kind, k]));
 

@@ -82,7 +82,7 @@ const MEASURE_PARAMS: Record<Measure, { required: readonly ParamName[]; optional
   ready: { required: [], optional: [] },
   connection_headroom: { required: ['replicas', 'poolSize'], optional: ['reserve'] },
   connection_usage: { required: [], optional: ['replicas', 'poolSize', 'role'] },
-  indexes: { required: ['indexes'], optional: ['foreignKeys'] },
+  indexes: { required: [], optional: ['indexes', 'foreignKeys'] },
   slow_queries: { required: [], optional: ['top', 'minCalls'] },
   migrations: { required: [], optional: ['table', 'compareUrl', 'minVersion'] },
   wal_archive_age: { required: [], optional: [] },
@@ -423,7 +423,7 @@ const connectionUsage: Measurement = async (p, ctx, conn) => {
 };
 
 const indexes: Measurement = async (p, ctx, conn) => {
-  const wanted = p.indexes!;
+  const wanted = p.indexes ?? [];
   const result = await readOnly(conn, p, ctx, async (q) => {
     const found = await q(
       `SELECT x.name, c.relkind::text AS relkind, i.indisvalid AS valid
@@ -468,7 +468,8 @@ const indexes: Measurement = async (p, ctx, conn) => {
     missing_indexes: absent,
   };
   if (result.fks) Object.assign(fields, { unindexed_foreign_keys: result.fks.length, unindexed_foreign_key_names: result.fks });
-  const parts = [absent.length === 0 ? `all ${wanted.length} indexes exist` : `${absent.length} of ${wanted.length} indexes missing: ${absent.join(', ')}`];
+  const parts: string[] = [];
+  if (wanted.length > 0) parts.push(absent.length === 0 ? `all ${wanted.length} indexes exist` : `${absent.length} of ${wanted.length} indexes missing: ${absent.join(', ')}`);
   if (result.fks) parts.push(result.fks.length === 0 ? 'every foreign key is indexed' : `${result.fks.length} foreign key(s) without an index: ${result.fks.slice(0, 5).join(', ')}${result.fks.length > 5 ? ', ...' : ''}`);
   return { value: absent.length + (result.fks?.length ?? 0), fields, message: parts.join('; ') };
 };
@@ -714,6 +715,9 @@ export default defineProbe({
     }
     for (const k of Object.keys(p)) {
       if (!allowed.has(k)) errors.push(`"${k}" does not apply to measure ${p.measure}; it takes ${[...spec.required, ...spec.optional].map((x) => `"${x}"`).join(', ') || 'no other parameters'}`);
+    }
+    if (p.measure === 'indexes' && p.indexes === undefined && p.foreignKeys !== true) {
+      errors.push('measure indexes needs "indexes" (schema-qualified names), "foreignKeys: true", or both');
     }
     if (typeof p.replicas === 'string' && !/^\d+$/.test(p.replicas) && !new RegExp(CHECK_ID).test(p.replicas)) {
       errors.push(`"replicas" must be a number or the id of a check, got ${JSON.stringify(p.replicas)}`);

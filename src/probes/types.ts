@@ -5,6 +5,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import type { Reason } from '../reasons.js';
+import type { Records } from '../store/types.js';
 
 /**
  * The type of a field a probe reports, as conditions see it. `unit` lets a condition
@@ -58,6 +59,8 @@ export interface ProbeContext {
   env: NodeJS.ProcessEnv;
   /** Latest numeric value of another check, for measurements that combine checks. */
   valueOf(checkId: string): number | undefined;
+  /** Attestations and deployments (the attestation kind reads them); absent in one-off tools. */
+  records?: Records;
 }
 
 /** A probe kind: its name, its parameters' schema, the fields it reports, and its run function. */

@@ -1,36 +1,36 @@
-// The in-memory store: latest status and a bounded ring of recent results per check.
-import type { CheckStatus, RunResult, Store, StoreHealth } from './types.js';
+// The in-memory store: nothing survives a restart. Used by `readiness check` and tests;
+// `readiness serve` uses the embedded SQLite store by default.
+import { CachedStore, type Backend, type CachedStoreOptions } from './cached.js';
+import type { RunResult } from './types.js';
 
-export class MemoryStore implements Store {
-  readonly #latest = new Map<string, CheckStatus>();
+export class MemoryBackend implements Backend {
+  readonly kind = 'memory';
   readonly #history = new Map<string, RunResult[]>();
 
   constructor(readonly historyLimit = 100) {}
 
-  async put(status: CheckStatus): Promise<void> {
-    this.#latest.set(status.check, status);
-    const h = this.#history.get(status.check) ?? [];
-    h.unshift(status.last);
+  async open() {
+    return { statuses: [], attestations: [], deployments: [] };
+  }
+
+  async writeStatus(s: { check: string; last: RunResult }): Promise<void> {
+    const h = this.#history.get(s.check) ?? [];
+    h.unshift(s.last);
     if (h.length > this.historyLimit) h.length = this.historyLimit;
-    this.#history.set(status.check, h);
+    this.#history.set(s.check, h);
   }
 
-  latest(check: string): CheckStatus | undefined {
-    return this.#latest.get(check);
-  }
-
-  history(check: string, limit: number): RunResult[] {
+  async history(check: string, limit: number): Promise<RunResult[]> {
     return (this.#history.get(check) ?? []).slice(0, limit);
   }
 
-  retain(checks: ReadonlySet<string>): void {
-    for (const id of this.#latest.keys()) if (!checks.has(id)) this.#latest.delete(id);
-    for (const id of this.#history.keys()) if (!checks.has(id)) this.#history.delete(id);
-  }
-
-  health(): StoreHealth {
-    return { ok: true, message: 'in-memory store' };
-  }
-
+  async writeAttestation(): Promise<void> {}
+  async writeDeployment(): Promise<void> {}
   async close(): Promise<void> {}
+}
+
+export class MemoryStore extends CachedStore {
+  constructor(historyLimit = 100, opts: CachedStoreOptions = {}) {
+    super(new MemoryBackend(historyLimit), { preopened: true, ...opts });
+  }
 }

@@ -51,16 +51,72 @@ export interface CheckStatus {
 export interface StoreHealth {
   ok: boolean;
   message: string;
+  /** Check results waiting in memory for the store to come back. */
+  queued?: number;
 }
 
-export interface Store {
-  /** Stores a status once it is durable (for the memory store: at once). */
+/** A signed human statement that a checklist line holds, valid until it expires. */
+export interface Attestation {
+  id: string;
+  check: string;
+  by: string;
+  role: string;
+  note?: string;
+  evidenceUrl?: string;
+  /** The release it was signed for, when the check is per release. */
+  release?: string;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  expiresAt: number;
+  revokedAt?: number;
+  revokedBy?: string;
+}
+
+/** A release that went out: opens the post-deploy monitoring window. */
+export interface Deployment {
+  id: string;
+  version: string;
+  /** When it went out (epoch ms); defaults to when it was recorded. */
+  at: number;
+  createdAt: number;
+  by?: string;
+  source: 'api' | 'cli' | 'kubernetes';
+}
+
+/** Read access that probe kinds (attestation) and the service need. */
+export interface Records {
+  /** Every attestation of the check, revoked ones included, newest first. */
+  attestations(check?: string): Attestation[];
+  /** Newest first. */
+  deployments(limit?: number): Deployment[];
+}
+
+/** Thrown when a write that must be durable cannot be made: the caller must not acknowledge it. */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
+export interface Store extends Records {
+  /** memory, sqlite or postgres: shown in /readiness and logs. */
+  readonly kind: string;
+  /** Opens the store, applies migrations and loads the cached state. */
+  init(): Promise<void>;
+  /**
+   * Records a check's new status. Durable stores resolve once it is written; when the
+   * database is down the status is kept in a bounded queue and written when it returns.
+   */
   put(status: CheckStatus): Promise<void>;
   latest(check: string): CheckStatus | undefined;
   /** Newest first, at most `limit`. */
-  history(check: string, limit: number): RunResult[];
-  /** Drops checks that are no longer in the checklist. */
+  history(check: string, limit: number): Promise<RunResult[]>;
+  /** Drops cached checks that are no longer in the checklist (their rows stay until retention). */
   retain(checks: ReadonlySet<string>): void;
+  /** Resolves only once the attestation is durable; throws StoreUnavailableError otherwise. */
+  addAttestation(a: Attestation): Promise<void>;
+  /** Marks it revoked (durably); undefined when there is no such attestation. */
+  revokeAttestation(id: string, by: string, at: number): Promise<Attestation | undefined>;
+  /** Resolves only once the deployment is durable; throws StoreUnavailableError otherwise. */
+  addDeployment(d: Deployment): Promise<void>;
   health(): StoreHealth;
   close(): Promise<void>;
 }

@@ -48,5 +48,5 @@ export function makeDef(script: Script, over: Partial<Omit<CheckDef, 'expect' | 
 }
 
 export function checklistOf(...checks: CheckDef[]): Checklist {
-  return { name: 'test', file: 'test.yaml', checks, byId: new Map(checks.map((c) => [c.id, c])) };
+  return { name: 'test', file: 'test.yaml', checks, byId: new Map(checks.map((c) => [c.id, c])), monitorWindowMs: 2 * 3_600_000 };
 }

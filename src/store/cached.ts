@@ -1,0 +1,248 @@
+// The part every store shares: reads are served from memory (so /readiness and /metrics
+// never wait on a database), writes go through a Backend. Check results that cannot be
+// written wait in a bounded queue and drain in order when the backend is back; attestations
+// and deployments are acknowledged only once the backend has them (never queued).
+import type { Logger } from 'pino';
+import { StoreUnavailableError, type Attestation, type CheckStatus, type Deployment, type RunResult, type Store, type StoreHealth } from './types.js';
+
+export interface Snapshot {
+  statuses: CheckStatus[];
+  attestations: Attestation[];
+  deployments: Deployment[];
+}
+
+/** Where a store keeps its data. Every method may throw when the database is unreachable. */
+export interface Backend {
+  readonly kind: string;
+  /** Applies migrations and returns everything to cache. */
+  open(): Promise<Snapshot>;
+  /** Upserts the latest status and appends its run to the history (pruned to the limit). */
+  writeStatus(s: CheckStatus): Promise<void>;
+  history(check: string, limit: number): Promise<RunResult[]>;
+  /** Inserts or replaces (revocation rewrites the row). */
+  writeAttestation(a: Attestation): Promise<void>;
+  writeDeployment(d: Deployment): Promise<void>;
+  /** Rows written by other replicas since the previous call (shared backends only). */
+  changes?(): Promise<Snapshot>;
+  close(): Promise<void>;
+}
+
+export interface CachedStoreOptions {
+  log?: Logger;
+  /** Most check results kept in memory while the backend is down (default 10 000). */
+  maxQueue?: number;
+  /** How often a shared backend is read for other replicas' writes (default 1 s). */
+  refreshMs?: number;
+  /** How often a failed backend is retried (default 1 s). */
+  retryMs?: number;
+  /** The backend needs no open() (memory): usable without init(). */
+  preopened?: boolean;
+}
+
+export class CachedStore implements Store {
+  readonly #latest = new Map<string, CheckStatus>();
+  readonly #attestations = new Map<string, Attestation>();
+  #deployments: Deployment[] = [];
+  readonly #queue: CheckStatus[] = [];
+  #dropped = 0;
+  #degraded: string | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #draining: Promise<void> | undefined;
+  #closed = false;
+  #opened = false;
+  readonly #opts: Required<Omit<CachedStoreOptions, 'log' | 'preopened'>> & { log?: Logger };
+
+  constructor(
+    readonly backend: Backend,
+    opts: CachedStoreOptions = {},
+  ) {
+    const { preopened, ...rest } = opts;
+    this.#opts = { maxQueue: 10_000, refreshMs: 1_000, retryMs: 1_000, ...rest };
+    this.#opened = preopened ?? false;
+  }
+
+  get kind(): string {
+    return this.backend.kind;
+  }
+
+  /**
+   * Opens the backend. With `tolerateDown`, a database that is down at start does not stop
+   * the service: the store starts degraded and keeps trying; results queue meanwhile.
+   */
+  async init(opts: { tolerateDown?: boolean } = {}): Promise<void> {
+    try {
+      await this.#open();
+    } catch (err) {
+      if (!opts.tolerateDown) throw err;
+      this.#markDegraded(err);
+    }
+  }
+
+  async #open(): Promise<void> {
+    this.#merge(await this.backend.open());
+    this.#opened = true;
+    if (this.backend.changes) this.#scheduleRefresh();
+  }
+
+  #merge(s: Snapshot): void {
+    for (const st of s.statuses) {
+      const cur = this.#latest.get(st.check);
+      if (!cur || cur.last.finishedAt < st.last.finishedAt) this.#latest.set(st.check, st);
+    }
+    for (const a of s.attestations) this.#attestations.set(a.id, a);
+    if (s.deployments.length > 0) {
+      const byId = new Map(this.#deployments.map((d) => [d.id, d]));
+      for (const d of s.deployments) byId.set(d.id, d);
+      this.#deployments = [...byId.values()].sort((a, b) => b.at - a.at || b.createdAt - a.createdAt);
+    }
+  }
+
+  #scheduleRefresh(): void {
+    if (this.#closed) return;
+    this.#refreshTimer = setTimeout(() => {
+      this.backend
+        .changes!()
+        .then((s) => this.#merge(s))
+        .catch((err: unknown) => this.#opts.log?.debug({ err }, 'store refresh failed'))
+        .finally(() => this.#scheduleRefresh());
+    }, this.#opts.refreshMs);
+    this.#refreshTimer.unref();
+  }
+
+  async put(status: CheckStatus): Promise<void> {
+    this.#latest.set(status.check, status);
+    // While anything is queued, new results queue behind it so the history stays in order.
+    if (this.#queue.length === 0 && !this.#degraded && this.#opened) {
+      try {
+        await this.backend.writeStatus(status);
+        return;
+      } catch (err) {
+        this.#markDegraded(err);
+      }
+    }
+    this.#enqueue(status);
+  }
+
+  #enqueue(status: CheckStatus): void {
+    this.#queue.push(status);
+    if (this.#queue.length > this.#opts.maxQueue) {
+      this.#queue.shift();
+      this.#dropped++;
+    }
+    this.#scheduleRetry();
+  }
+
+  #markDegraded(err: unknown): void {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (!this.#degraded) this.#opts.log?.error({ err }, `${this.kind} store unavailable: results are queued in memory`);
+    this.#degraded = msg;
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer || this.#closed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.#drain();
+    }, this.#opts.retryMs);
+    this.#retryTimer.unref();
+  }
+
+  /** Writes queued results in order; stops at the first failure and tries again later. */
+  #drain(): Promise<void> {
+    this.#draining ??= (async () => {
+      try {
+        if (!this.#opened) await this.#open();
+        while (this.#queue.length > 0) {
+          await this.backend.writeStatus(this.#queue[0]!);
+          this.#queue.shift();
+        }
+        if (this.#degraded) this.#opts.log?.info({ dropped: this.#dropped }, `${this.kind} store is back: queue drained`);
+        this.#degraded = undefined;
+      } catch (err) {
+        this.#markDegraded(err);
+      } finally {
+        this.#draining = undefined;
+      }
+    })();
+    return this.#draining;
+  }
+
+  /** Waits until the queue is empty or the deadline passes (shutdown, tests). */
+  async flush(deadlineMs = 5_000): Promise<boolean> {
+    const end = Date.now() + deadlineMs;
+    while (this.#queue.length > 0 && Date.now() < end) {
+      await this.#drain();
+      if (this.#queue.length > 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    return this.#queue.length === 0;
+  }
+
+  latest(check: string): CheckStatus | undefined {
+    return this.#latest.get(check);
+  }
+
+  history(check: string, limit: number): Promise<RunResult[]> {
+    return this.backend.history(check, limit);
+  }
+
+  retain(checks: ReadonlySet<string>): void {
+    for (const id of this.#latest.keys()) if (!checks.has(id)) this.#latest.delete(id);
+  }
+
+  async addAttestation(a: Attestation): Promise<void> {
+    await this.#durable(() => this.backend.writeAttestation(a));
+    this.#attestations.set(a.id, a);
+  }
+
+  async revokeAttestation(id: string, by: string, at: number): Promise<Attestation | undefined> {
+    const cur = this.#attestations.get(id);
+    if (!cur) return undefined;
+    if (cur.revokedAt !== undefined) return cur;
+    const next = { ...cur, revokedAt: at, revokedBy: by };
+    await this.#durable(() => this.backend.writeAttestation(next));
+    this.#attestations.set(id, next);
+    return next;
+  }
+
+  async addDeployment(d: Deployment): Promise<void> {
+    await this.#durable(() => this.backend.writeDeployment(d));
+    this.#merge({ statuses: [], attestations: [], deployments: [d] });
+  }
+
+  async #durable(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      this.#markDegraded(err);
+      throw new StoreUnavailableError(`the ${this.kind} store is unavailable, nothing was saved: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  attestations(check?: string): Attestation[] {
+    const all = [...this.#attestations.values()].filter((a) => check === undefined || a.check === check);
+    return all.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  deployments(limit = 100): Deployment[] {
+    return this.#deployments.slice(0, limit);
+  }
+
+  health(): StoreHealth {
+    if (!this.#degraded) return { ok: true, message: `${this.kind} store` };
+    return {
+      ok: false,
+      message: `${this.kind} store degraded: ${this.#degraded}; ${this.#queue.length} result(s) queued in memory${this.#dropped ? `, ${this.#dropped} dropped` : ''}`,
+      queued: this.#queue.length,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.flush(2_000);
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#refreshTimer);
+    await this.backend.close();
+  }
+}

@@ -1,0 +1,36 @@
+// Chooses the store: PostgreSQL when READINESS_DATABASE_URL is set (production, HA), else
+// the embedded SQLite file under READINESS_DATA_DIR (default ./data).
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { CachedStore } from './cached.js';
+import { PostgresBackend } from './postgres.js';
+import { SqliteBackend } from './sqlite.js';
+
+export interface StoreConfig {
+  databaseUrl?: string;
+  dataDir?: string;
+  /** Results kept per check (default 500). */
+  historyLimit?: number;
+  log?: Logger;
+}
+
+export function storeConfigFromEnv(env: NodeJS.ProcessEnv, log?: Logger): StoreConfig {
+  const c: StoreConfig = {};
+  if (env.READINESS_DATABASE_URL) c.databaseUrl = env.READINESS_DATABASE_URL;
+  c.dataDir = env.READINESS_DATA_DIR || 'data';
+  if (env.READINESS_HISTORY_LIMIT) {
+    const n = Number(env.READINESS_HISTORY_LIMIT);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`READINESS_HISTORY_LIMIT must be a positive integer, got ${JSON.stringify(env.READINESS_HISTORY_LIMIT)}`);
+    c.historyLimit = n;
+  }
+  if (log) c.log = log;
+  return c;
+}
+
+/** Builds the store (not yet opened: call init()). */
+export function createStore(c: StoreConfig): CachedStore {
+  const opts = c.log ? { log: c.log } : {};
+  if (c.databaseUrl) return new CachedStore(new PostgresBackend(c.databaseUrl, { historyLimit: c.historyLimit ?? 500 }), opts);
+  const file = join(resolve(c.dataDir ?? 'data'), 'readiness.sqlite');
+  return new CachedStore(new SqliteBackend(file, c.historyLimit ?? 500), opts);
+}

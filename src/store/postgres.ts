@@ -1,0 +1,203 @@
+// The PostgreSQL store (READINESS_DATABASE_URL): shared by replicas, versioned SQL
+// migrations from migrations/postgres applied at start, other replicas' writes read back
+// through change_seq. A database outage degrades the store; it never stops probing.
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import type { Backend, Snapshot } from './cached.js';
+import type { Attestation, CheckStatus, Deployment, RunResult } from './types.js';
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/postgres/', import.meta.url));
+/** Serialises migrations across replicas starting at once (an arbitrary, fixed key). */
+const MIGRATION_LOCK = 7_274_700;
+/** Reads back a little before the cursor: sequence values can commit out of order. */
+const CHANGE_LAG = 1000;
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
+  return readdirSync(dir)
+    .filter((f) => /^\d+_[\w-]+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: Number(f.split('_')[0]), name: f.replace(/\.sql$/, ''), sql: readFileSync(`${dir}/${f}`, 'utf8') }));
+}
+
+/** Applies pending migrations in one transaction; returns the names applied. */
+export async function migrate(client: pg.ClientBase, migrations = readMigrations()): Promise<string[]> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query('CREATE TABLE IF NOT EXISTS readiness_schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+    const done = new Set((await client.query<{ version: number }>('SELECT version FROM readiness_schema_migrations')).rows.map((r) => r.version));
+    const newest = Math.max(0, ...done);
+    if (newest > Math.max(0, ...migrations.map((m) => m.version))) {
+      throw new Error(`the database has schema version ${newest}, newer than this readiness-exporter knows: upgrade it`);
+    }
+    const applied: string[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO readiness_schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.name);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+const ts = (ms: number | undefined) => (ms === undefined ? null : new Date(ms));
+const ms = (d: Date | null) => (d === null ? undefined : d.getTime());
+
+interface AttRow {
+  id: string;
+  check_id: string;
+  by_name: string;
+  role: string;
+  note: string | null;
+  evidence_url: string | null;
+  release: string | null;
+  created_at: Date;
+  expires_at: Date;
+  revoked_at: Date | null;
+  revoked_by: string | null;
+  change_seq: string;
+}
+
+function attestationFrom(r: AttRow): Attestation {
+  const a: Attestation = { id: r.id, check: r.check_id, by: r.by_name, role: r.role, createdAt: r.created_at.getTime(), expiresAt: r.expires_at.getTime() };
+  if (r.note !== null) a.note = r.note;
+  if (r.evidence_url !== null) a.evidenceUrl = r.evidence_url;
+  if (r.release !== null) a.release = r.release;
+  if (r.revoked_at !== null) a.revokedAt = ms(r.revoked_at)!;
+  if (r.revoked_by !== null) a.revokedBy = r.revoked_by;
+  return a;
+}
+
+interface DepRow {
+  id: string;
+  version: string;
+  at: Date;
+  created_at: Date;
+  by_name: string | null;
+  source: Deployment['source'];
+  change_seq: string;
+}
+
+function deploymentFrom(r: DepRow): Deployment {
+  const d: Deployment = { id: r.id, version: r.version, at: r.at.getTime(), createdAt: r.created_at.getTime(), source: r.source };
+  if (r.by_name !== null) d.by = r.by_name;
+  return d;
+}
+
+export interface PostgresBackendOptions {
+  historyLimit?: number;
+  /** Per-statement bound so a stuck database cannot hang a write (default 5 s). */
+  statementTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export class PostgresBackend implements Backend {
+  readonly kind = 'postgres';
+  readonly pool: pg.Pool;
+  #cursor = 0;
+  #writes = 0;
+  readonly historyLimit: number;
+
+  constructor(
+    readonly url: string,
+    opts: PostgresBackendOptions = {},
+  ) {
+    this.historyLimit = opts.historyLimit ?? 500;
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: 4,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 3_000,
+      statement_timeout: opts.statementTimeoutMs ?? 5_000,
+      application_name: 'readiness-exporter',
+    });
+    // An idle client losing its connection must not crash the process: the next query retries.
+    this.pool.on('error', () => {});
+  }
+
+  async open(): Promise<Snapshot> {
+    const client = await this.pool.connect();
+    try {
+      await migrate(client);
+    } finally {
+      client.release();
+    }
+    this.#cursor = 0;
+    return this.changes();
+  }
+
+  async changes(): Promise<Snapshot> {
+    const from = Math.max(0, this.#cursor - CHANGE_LAG);
+    const [latest, att, dep] = await Promise.all([
+      this.pool.query<{ status: CheckStatus; change_seq: string }>('SELECT status, change_seq FROM readiness_check_latest WHERE change_seq > $1', [from]),
+      this.pool.query<AttRow>('SELECT * FROM readiness_attestations WHERE change_seq > $1', [from]),
+      this.pool.query<DepRow>('SELECT * FROM readiness_deployments WHERE change_seq > $1 ORDER BY at DESC LIMIT 1000', [from]),
+    ]);
+    for (const r of [...latest.rows, ...att.rows, ...dep.rows]) this.#cursor = Math.max(this.#cursor, Number(r.change_seq));
+    return { statuses: latest.rows.map((r) => r.status), attestations: att.rows.map(attestationFrom), deployments: dep.rows.map(deploymentFrom) };
+  }
+
+  async writeStatus(s: CheckStatus): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(
+        `INSERT INTO readiness_check_latest (check_id, status, finished_at) VALUES ($1, $2, $3)
+         ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at, change_seq = nextval('readiness_change_seq')
+         WHERE readiness_check_latest.finished_at <= excluded.finished_at`,
+        [s.check, JSON.stringify(s), ts(s.last.finishedAt)],
+      );
+      await client.query('INSERT INTO readiness_check_history (check_id, result, finished_at) VALUES ($1, $2, $3)', [s.check, JSON.stringify(s.last), ts(s.last.finishedAt)]);
+      if (++this.#writes % 50 === 0) {
+        await client.query(
+          `DELETE FROM readiness_check_history h USING (
+             SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY check_id ORDER BY id DESC) AS n FROM readiness_check_history) x WHERE n > $1
+           ) old WHERE h.id = old.id`,
+          [this.historyLimit],
+        );
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async history(check: string, limit: number): Promise<RunResult[]> {
+    const r = await this.pool.query<{ result: RunResult }>('SELECT result FROM readiness_check_history WHERE check_id = $1 ORDER BY id DESC LIMIT $2', [check, Math.min(limit, this.historyLimit)]);
+    return r.rows.map((x) => x.result);
+  }
+
+  async writeAttestation(a: Attestation): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO readiness_attestations (id, check_id, by_name, role, note, evidence_url, release, created_at, expires_at, revoked_at, revoked_by)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+       ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at, revoked_by = excluded.revoked_by, change_seq = nextval('readiness_change_seq')`,
+      [a.id, a.check, a.by, a.role, a.note ?? null, a.evidenceUrl ?? null, a.release ?? null, ts(a.createdAt), ts(a.expiresAt), ts(a.revokedAt), a.revokedBy ?? null],
+    );
+  }
+
+  async writeDeployment(d: Deployment): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO readiness_deployments (id, version, at, created_at, by_name, source) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+      [d.id, d.version, ts(d.at), ts(d.createdAt), d.by ?? null, d.source],
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

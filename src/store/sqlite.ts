@@ -1,0 +1,103 @@
+// The embedded default store: one SQLite file through better-sqlite3, so `readiness serve`
+// keeps attestations, deployments and the last state of every check across restarts with no
+// server to run. WAL with synchronous=FULL: a write returns only once it is on disk.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Backend, Snapshot } from './cached.js';
+import type { Attestation, CheckStatus, Deployment, RunResult } from './types.js';
+
+/** Each entry is one schema version; user_version records how many have been applied. */
+const MIGRATIONS = [
+  `CREATE TABLE check_latest (check_id TEXT PRIMARY KEY, status TEXT NOT NULL, finished_at INTEGER NOT NULL);
+   CREATE TABLE check_history (id INTEGER PRIMARY KEY AUTOINCREMENT, check_id TEXT NOT NULL, result TEXT NOT NULL, finished_at INTEGER NOT NULL);
+   CREATE INDEX check_history_check ON check_history (check_id, id DESC);
+   CREATE TABLE attestations (id TEXT PRIMARY KEY, check_id TEXT NOT NULL, doc TEXT NOT NULL, created_at INTEGER NOT NULL);
+   CREATE INDEX attestations_check ON attestations (check_id, created_at DESC);
+   CREATE TABLE deployments (id TEXT PRIMARY KEY, doc TEXT NOT NULL, at INTEGER NOT NULL);`,
+];
+
+export class SqliteBackend implements Backend {
+  readonly kind = 'sqlite';
+  #db: Database.Database | undefined;
+  #writes = 0;
+
+  constructor(
+    readonly file: string,
+    readonly historyLimit = 500,
+  ) {}
+
+  get db(): Database.Database {
+    if (!this.#db) throw new Error('sqlite store is not open');
+    return this.#db;
+  }
+
+  async open(): Promise<Snapshot> {
+    if (this.file !== ':memory:') mkdirSync(dirname(this.file), { recursive: true });
+    const db = new Database(this.file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      db.close();
+      throw new Error(`${this.file} has schema version ${version}, newer than this readiness-exporter knows (${MIGRATIONS.length}): upgrade it`);
+    }
+    db.transaction(() => {
+      for (let v = version; v < MIGRATIONS.length; v++) {
+        db.exec(MIGRATIONS[v]!);
+        db.pragma(`user_version = ${v + 1}`);
+      }
+    })();
+    this.#db = db;
+    const statuses = db.prepare('SELECT status FROM check_latest').all() as { status: string }[];
+    const att = db.prepare('SELECT doc FROM attestations').all() as { doc: string }[];
+    const dep = db.prepare('SELECT doc FROM deployments ORDER BY at DESC LIMIT 1000').all() as { doc: string }[];
+    return {
+      statuses: statuses.map((r) => JSON.parse(r.status) as CheckStatus),
+      attestations: att.map((r) => JSON.parse(r.doc) as Attestation),
+      deployments: dep.map((r) => JSON.parse(r.doc) as Deployment),
+    };
+  }
+
+  async writeStatus(s: CheckStatus): Promise<void> {
+    const db = this.db;
+    db.transaction(() => {
+      db.prepare('INSERT INTO check_latest (check_id, status, finished_at) VALUES (?, ?, ?) ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at').run(
+        s.check,
+        JSON.stringify(s),
+        s.last.finishedAt,
+      );
+      db.prepare('INSERT INTO check_history (check_id, result, finished_at) VALUES (?, ?, ?)').run(s.check, JSON.stringify(s.last), s.last.finishedAt);
+      // Pruning every write would double the work; every 50th write keeps each check near its limit.
+      if (++this.#writes % 50 === 0) this.#prune();
+    })();
+  }
+
+  #prune(): void {
+    this.db
+      .prepare(
+        `DELETE FROM check_history WHERE id IN (
+           SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY check_id ORDER BY id DESC) AS n FROM check_history) WHERE n > ?)`,
+      )
+      .run(this.historyLimit);
+  }
+
+  async history(check: string, limit: number): Promise<RunResult[]> {
+    const rows = this.db.prepare('SELECT result FROM check_history WHERE check_id = ? ORDER BY id DESC LIMIT ?').all(check, Math.min(limit, this.historyLimit)) as { result: string }[];
+    return rows.map((r) => JSON.parse(r.result) as RunResult);
+  }
+
+  async writeAttestation(a: Attestation): Promise<void> {
+    this.db.prepare('INSERT INTO attestations (id, check_id, doc, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc').run(a.id, a.check, JSON.stringify(a), a.createdAt);
+  }
+
+  async writeDeployment(d: Deployment): Promise<void> {
+    this.db.prepare('INSERT INTO deployments (id, doc, at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, at = excluded.at').run(d.id, JSON.stringify(d), d.at);
+  }
+
+  async close(): Promise<void> {
+    this.#db?.close();
+    this.#db = undefined;
+  }
+}
