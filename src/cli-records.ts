@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import pg from 'pg';
 import { parseDuration } from './config/duration.js';
+import { fetchCause } from './reasons.js';
 import { migrate } from './store/postgres.js';
 import type { Io } from './cli.js';
 
@@ -37,8 +38,7 @@ async function post(io: Io, base: string, path: string, body: unknown): Promise<
     }
     return { code: 0, ...(json && { json }) };
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause;
-    io.err(`error: cannot reach ${url.origin}: ${cause?.code ?? (err as Error).message}`);
+    io.err(`error: cannot reach ${url.origin}: ${fetchCause(err)}`);
     return { code: EXIT_FAILED };
   }
 }

@@ -17,6 +17,7 @@ import { createStore, storeConfigFromEnv } from './store/index.js';
 import { PgLeases } from './ha.js';
 import { records as recordCommands } from './cli-records.js';
 import { PHASES, SEVERITIES, type Phase, type Severity } from './config/schema.js';
+import { fetchCause } from './reasons.js';
 import { VERSION } from './version.js';
 
 export const EXIT = { OK: 0, NOT_READY: 1, USAGE: 2, UNREACHABLE: 3 } as const;
@@ -108,6 +109,8 @@ export function buildProgram(io: Io = defaultIo, result: { code: number } = { co
   const program = new Command('readiness')
     .description('Turns a production deployment checklist into live Prometheus signals and a /readiness gate.')
     .version(VERSION)
+    // Program options only before the command, so `deploy-mark --version 1.4.2` is the command's.
+    .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .addHelpText(
@@ -332,8 +335,7 @@ async function gate(
         io.err(`gate: ${lastError}`);
       }
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      lastError = `cannot reach ${url.origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`;
+      lastError = `cannot reach ${url.origin}: ${fetchCause(err)}`;
       io.err(`gate: ${lastError}`);
     }
     if (Date.now() + o.interval > deadline) break;

@@ -59,3 +59,16 @@ export function reasonFromError(err: unknown): Reason {
   }
   return 'error';
 }
+
+/** A short cause for a failed fetch: its code (ECONNREFUSED), else the innermost message. */
+export function fetchCause(err: unknown): string {
+  let e: unknown = err;
+  for (let depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== '') return code;
+    const next = (e as { cause?: unknown }).cause;
+    if (!next) break;
+    e = next;
+  }
+  return e instanceof Error ? e.message : String(e);
+}

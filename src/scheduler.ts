@@ -18,7 +18,7 @@ export interface SchedulerOptions {
   env?: NodeJS.ProcessEnv;
   /** Most checks running at once (default 16). */
   concurrency?: number;
-  /** Upper bound of the start-up spread (default 30 s, never more than the check's interval). */
+  /** Upper bound of the start-up spread (default 10 s, never more than the check's interval). */
   maxJitterMs?: number;
   now?: () => number;
   /** Counters kept across reloads: pass the previous scheduler's. */
@@ -76,7 +76,7 @@ export class Scheduler {
     opts: SchedulerOptions,
   ) {
     const { stats, ...rest } = opts;
-    this.#opts = { concurrency: 16, maxJitterMs: 30_000, now: Date.now, env: process.env, ...rest };
+    this.#opts = { concurrency: 16, maxJitterMs: 10_000, now: Date.now, env: process.env, ...rest };
     this.stats = stats ?? { skipped: 0, lagSeconds: 0, maxLagSeconds: 0, running: 0, queued: 0, storeErrors: 0 };
     const now = this.#opts.now();
     for (const def of checklist.checks) this.#slots.set(def.id, { def, due: Infinity, trackedSince: now });

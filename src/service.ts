@@ -20,7 +20,7 @@ export interface ServiceOptions {
   concurrency?: number;
   maxJitterMs?: number;
   /** HA: which checks this replica runs (PgLeases); without it, this replica runs them all. */
-  ownership?: Ownership & { start(checks: readonly string[]): Promise<void>; stop(): Promise<void> };
+  ownership?: Ownership & { readonly replicaId: string; owned(): string[]; start(checks: readonly string[]): Promise<void>; stop(): Promise<void> };
 }
 
 export type ReloadResult = { ok: true; checks: number } | { ok: false; diagnostics: Diagnostic[] };

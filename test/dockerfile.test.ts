@@ -15,12 +15,13 @@ t.test('every COPY source from the build context exists', async (t) => {
     const parts = l.replace(/^COPY\s+/, '').split(/\s+/).filter((p) => !p.startsWith('--'));
     for (const src of parts.slice(0, -1)) t.ok(existsSync(src), `${src} exists (${l.trim()})`);
   }
-  for (const shipped of ['probes', 'alerts', 'dashboards']) t.match(text, new RegExp(`COPY ${shipped} `), `${shipped}/ is in the image`);
+  for (const shipped of ['probes', 'alerts', 'dashboards', 'migrations']) t.match(text, new RegExp(`COPY ${shipped} `), `${shipped}/ is in the image`);
 });
 
 t.test('multi-stage, production dependencies, non-root, health-checked', async (t) => {
   t.equal(lines.filter((l) => /^FROM\s/.test(l)).length, 2);
-  t.match(text, /npm ci --omit=dev/);
+  t.match(text, /npm prune --omit=dev/, 'dev dependencies are pruned');
+  t.match(text, /COPY --from=build \/app\/node_modules/, 'the runtime stage gets only the pruned node_modules');
   const user = lines.filter((l) => /^USER\s/.test(l)).pop();
   t.ok(user && !/root|\b0\b/.test(user), `runs as ${user}`);
   t.match(text, /HEALTHCHECK[\s\S]*\/healthz/);

@@ -76,6 +76,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     logController: new LogController({ disableRequestLogging: true }),
     // Repeated query keys (?check=a&check=b) arrive as arrays.
     routerOptions: { ignoreTrailingSlash: true },
+    // Unknown keys in a body are rejected, not silently dropped: a typo must not lose data.
+    ajv: { customOptions: { removeAdditional: false } },
   });
   const auth = makeAuth(opts.apiToken);
 
@@ -99,7 +101,15 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   const health: FastifyPluginAsync = async (f) => {
-    f.get('/healthz', { schema: { description: 'Process is alive (does not reflect check states).' } }, async () => ({ status: 'ok', version: VERSION }));
+    f.get('/healthz', { schema: { description: 'Process is alive (does not reflect check states); in HA, which checks this replica runs.' } }, async () => {
+      const ha = service.opts.ownership;
+      return {
+        status: 'ok',
+        version: VERSION,
+        store: service.storeHealth(),
+        ...(ha && { replica: { id: ha.replicaId, runs: ha.owned() } }),
+      };
+    });
   };
 
   const metrics: FastifyPluginAsync = async (f) => {

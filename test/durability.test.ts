@@ -1,0 +1,93 @@
+// What is acknowledged survives a crash: SIGKILL right after a 201 for an attestation and a
+// deployment, restart, and they are there, with every check's last known state instead of
+// `pending` everywhere. Run against the embedded store and against PostgreSQL, with the
+// real `readiness` CLI (attest, deploy-mark) talking to the real service.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import type { ReadinessBody } from '../src/state.js';
+import { runCli, startServe } from './helpers/cli.js';
+import { startPostgres } from './helpers/postgres.js';
+import { freePort } from './helpers/service.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'readiness-durable-'));
+const TOKEN = 'durable-token-123';
+const file = join(dir, 'checklist.yaml');
+writeFileSync(
+  file,
+  `apiVersion: readiness/v1
+checklist: durable
+defaults: { interval: 1s, timeout: 900ms }
+checks:
+  - id: dr-runbook-reviewed
+    title: DR runbook reviewed
+    section: disaster-recovery
+    severity: high
+    phase: pre-deploy
+    probe: attestation
+    with: { roles: [devops-lead], maxAge: 90d }
+    interval: 1h
+  - id: closed-port
+    title: Port 1 closed
+    section: security
+    severity: low
+    phase: pre-deploy
+    probe: tcp
+    with: { host: 127.0.0.1, port: 1 }
+    expect: ["open == false"]
+`,
+);
+
+async function crashAndRestart(t: Tap, env: NodeJS.ProcessEnv) {
+  const first = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, ...env });
+  const cliEnv = { READINESS_API_TOKEN: TOKEN, READINESS_URL: first.url };
+  const attest = await runCli(['attest', 'dr-runbook-reviewed', '--by', 'Grace Hopper', '--role', 'devops-lead', '--note', 'tabletop exercise', '--expires', '30d'], { env: cliEnv });
+  t.equal(attest.code, 0, attest.stderr);
+  t.match(attest.stdout, /attested dr-runbook-reviewed as devops-lead \(Grace Hopper\): id [0-9a-f-]{36}, valid until .*; check is now pass/);
+  const mark = await runCli(['deploy-mark', '--version', '2.0.0', '--by', 'ci'], { env: cliEnv });
+  t.equal(mark.code, 0, mark.stderr);
+  // Wait for the tcp check's first result to be stored too.
+  for (let i = 0; i < 100; i++) {
+    const body = (await (await fetch(`${first.url}/readiness`)).json()) as ReadinessBody;
+    if (body.summary.pending === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  first.child.kill('SIGKILL');
+  await first.exited;
+
+  const second = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, ...env });
+  const att = (await (await fetch(`${second.url}/attestations?check=dr-runbook-reviewed`)).json()) as { attestations: { by: string; note: string; active: boolean }[] };
+  t.match(att.attestations, [{ by: 'Grace Hopper', note: 'tabletop exercise', active: true }], 'the acknowledged attestation survived SIGKILL');
+  const deps = (await (await fetch(`${second.url}/deployments`)).json()) as { deployments: { version: string }[] };
+  t.equal(deps.deployments[0]?.version, '2.0.0', 'so did the deployment');
+  const body = (await (await fetch(`${second.url}/readiness?verbose=1`)).json()) as ReadinessBody;
+  t.equal(body.summary.pending, 0, 'no check is pending after the restart: last known states are served');
+  t.match(body.checks?.find((c) => c.id === 'closed-port'), { state: 'pass' });
+  t.ok(body.checks?.find((c) => c.id === 'closed-port')?.lastRun, 'with the time of the run they came from');
+  second.child.kill('SIGTERM');
+  t.equal(await second.exited, 0);
+}
+type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
+
+t.test('embedded store: acknowledged writes survive SIGKILL', async (t) => {
+  await crashAndRestart(t, { READINESS_DATA_DIR: join(dir, 'data') });
+});
+
+t.test('PostgreSQL store: acknowledged writes survive SIGKILL', async (t) => {
+  const pg = await startPostgres(t);
+  await pg.query('CREATE DATABASE readiness');
+  await crashAndRestart(t, { READINESS_DATABASE_URL: pg.urlFor({ database: 'readiness' }) });
+});
+
+t.test('attest without a token or against a closed port fails clearly', async (t) => {
+  const noToken = await runCli(['attest', 'x', '--by', 'a', '--role', 'b'], { env: { READINESS_API_TOKEN: '' } });
+  t.equal(noToken.code, 2);
+  t.match(noToken.stderr, 'READINESS_API_TOKEN is not set');
+  const port = await freePort();
+  const down = await runCli(['deploy-mark', '--version', '1', '--url', `http://127.0.0.1:${port}`], { env: { READINESS_API_TOKEN: 'x' } });
+  t.equal(down.code, 1);
+  t.match(down.stderr, `cannot reach http://127.0.0.1:${port}: ECONNREFUSED`);
+  const migrate = await runCli(['migrate'], { env: { READINESS_DATABASE_URL: '' } });
+  t.equal(migrate.code, 2);
+});
