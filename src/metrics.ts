@@ -220,6 +220,14 @@ export function createMetrics(src: MetricsSource): Registry {
       this.set(src.storeHealth().ok ? 1 : 0);
     },
   });
+  new Gauge({
+    name: 'readiness_exporter_store_queued_results',
+    help: 'Check results held in memory while the store is unavailable (drained when it returns).',
+    registers,
+    collect() {
+      this.set(src.storeHealth().queued ?? 0);
+    },
+  });
   new Counter({
     name: 'readiness_exporter_store_errors_total',
     help: 'Failed writes to the state store.',
