@@ -234,7 +234,7 @@ export function createMetrics(src: MetricsSource): Registry {
     registers,
     collect() {
       this.reset();
-      this.inc(src.schedulerStats().storeErrors);
+      this.inc(src.schedulerStats().storeErrors + (src.storeHealth().errors ?? 0));
     },
   });
 

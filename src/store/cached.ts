@@ -45,6 +45,7 @@ export class CachedStore implements Store {
   #deployments: Deployment[] = [];
   readonly #queue: CheckStatus[] = [];
   #dropped = 0;
+  #errors = 0;
   #degraded: string | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
@@ -134,6 +135,7 @@ export class CachedStore implements Store {
   }
 
   #markDegraded(err: unknown): void {
+    this.#errors++;
     const msg = err instanceof Error ? err.message : String(err);
     if (!this.#degraded) this.#opts.log?.error({ err }, `${this.kind} store unavailable: results are queued in memory`);
     this.#degraded = msg;
@@ -230,11 +232,12 @@ export class CachedStore implements Store {
   }
 
   health(): StoreHealth {
-    if (!this.#degraded) return { ok: true, message: `${this.kind} store` };
+    if (!this.#degraded) return { ok: true, message: `${this.kind} store`, errors: this.#errors };
     return {
       ok: false,
       message: `${this.kind} store degraded: ${this.#degraded}; ${this.#queue.length} result(s) queued in memory${this.#dropped ? `, ${this.#dropped} dropped` : ''}`,
       queued: this.#queue.length,
+      errors: this.#errors,
     };
   }
 

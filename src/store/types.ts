@@ -53,6 +53,8 @@ export interface StoreHealth {
   message: string;
   /** Check results waiting in memory for the store to come back. */
   queued?: number;
+  /** Failed backend operations since start. */
+  errors?: number;
 }
 
 /** A signed human statement that a checklist line holds, valid until it expires. */
