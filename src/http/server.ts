@@ -113,10 +113,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   };
 
   const metrics: FastifyPluginAsync = async (f) => {
-    const registry = createMetrics(service);
+    const metrics = createMetrics(service);
     f.get('/metrics', { schema: { description: 'Prometheus text exposition of every check.' } }, async (_req, reply) => {
-      const body = await registry.metrics();
-      return reply.type(registry.contentType).send(body);
+      const body = await metrics.scrape();
+      return reply.type(metrics.registry.contentType).send(body);
     });
   };
 
