@@ -91,3 +91,50 @@ t.test('attest without a token or against a closed port fails clearly', async (t
   const migrate = await runCli(['migrate'], { env: { READINESS_DATABASE_URL: '' } });
   t.equal(migrate.code, 2);
 });
+
+t.test('PostgreSQL down under load: probing and serving go on, nothing acknowledged is lost', async (t) => {
+  const pg = await startPostgres(t);
+  await pg.query('CREATE DATABASE readiness');
+  const svc = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, READINESS_DATABASE_URL: pg.urlFor({ database: 'readiness' }) });
+  const get = async <T>(path: string) => (await (await fetch(`${svc.url}${path}`)).json()) as T;
+  const lastRun = async () => (await get<ReadinessBody>('/readiness?verbose=1')).checks?.find((c) => c.id === 'closed-port')?.lastRun;
+  for (let i = 0; i < 50 && !(await lastRun()); i++) await new Promise((r) => setTimeout(r, 100));
+  const ack = await fetch(`${svc.url}/attestations`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ check: 'dr-runbook-reviewed', by: 'Before Outage', role: 'devops-lead' }),
+  });
+  t.equal(ack.status, 201);
+
+  await pg.stop('fast');
+  const before = await lastRun();
+  await new Promise((r) => setTimeout(r, 3000));
+  const during = await lastRun();
+  t.ok(during && before && Date.parse(during) > Date.parse(before), `probing continued while PostgreSQL was down (${before} -> ${during})`);
+  const res = await fetch(`${svc.url}/readiness`);
+  const body = (await res.json()) as ReadinessBody;
+  t.match(body.store, { ok: false, message: /postgres store degraded: .*result\(s\) queued in memory/ }, '/readiness shows the store degraded');
+  const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+  t.match(metrics, 'readiness_exporter_store_up 0');
+  t.match(metrics, /readiness_exporter_store_queued_results [1-9]/);
+  const refused = await fetch(`${svc.url}/attestations`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ check: 'dr-runbook-reviewed', by: 'During Outage', role: 'devops-lead' }),
+  });
+  t.equal(refused.status, 503, 'an attestation is not acknowledged while it cannot be made durable');
+
+  await pg.start();
+  let ok = false;
+  for (let i = 0; i < 100 && !ok; i++) {
+    ok = (await (await fetch(`${svc.url}/metrics`)).text()).includes('readiness_exporter_store_up 1');
+    if (!ok) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.ok(ok, 'the store recovers by itself');
+  const rows = await pg.query<{ n: string }>(`SELECT count(*) AS n FROM readiness_check_history WHERE check_id = 'closed-port' AND finished_at > $1`, [new Date(Date.parse(before!))], 'readiness');
+  t.ok(Number(rows[0]!.n) >= 2, `results from the outage were written afterwards (${rows[0]!.n})`);
+  const att = await pg.query<{ by_name: string }>('SELECT by_name FROM readiness_attestations', [], 'readiness');
+  t.same(att.map((r) => r.by_name), ['Before Outage'], 'the acknowledged attestation is there; the refused one is not');
+  svc.child.kill('SIGTERM');
+  t.equal(await svc.exited, 0);
+});
