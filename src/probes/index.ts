@@ -2,11 +2,12 @@
 import type { ProbeKind } from './types.js';
 import attestation from './attestation.js';
 import http from './http.js';
+import kubernetes from './kubernetes.js';
 import postgres from './postgres.js';
 import tcp from './tcp.js';
 import tls from './tls.js';
 
-const kinds: ProbeKind[] = [attestation, http, postgres, tcp, tls];
+const kinds: ProbeKind[] = [attestation, http, kubernetes, postgres, tcp, tls];
 
 export const probeKinds: ReadonlyMap<string, ProbeKind> = new Map(kinds.map((k) => [k.kind, k]));
 
