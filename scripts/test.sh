@@ -111,6 +111,8 @@ step() { # step NAME CMD...: a static check counted as one test
 
 step typecheck npx tsc --noEmit
 step lint npx eslint .
+# The CLI and serve tests run the compiled command the package ships (bin/readiness.js).
+step build npm run build --silent
 
 log "tests: npx tap --reporter=tap $*"
 tap_out="$READINESS_TEST_TMPDIR/tap.out"

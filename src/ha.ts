@@ -25,7 +25,7 @@ export interface Ownership {
 export interface LeaseOptions {
   log: Logger;
   replicaId?: string;
-  /** How often ownership is reconsidered (default 2 s). */
+  /** How often ownership is reconsidered (default 1 s). */
   claimMs?: number;
   /** A replica whose heartbeat is older than this is not counted (default 15 s). */
   staleMs?: number;
@@ -40,6 +40,8 @@ export class PgLeases implements Ownership {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #round: Promise<void> | undefined;
+  /** The connection was lost: the locks of #owned must be taken again. */
+  #relock = false;
   readonly #opts: Required<Omit<LeaseOptions, 'replicaId'>>;
 
   constructor(
@@ -47,7 +49,7 @@ export class PgLeases implements Ownership {
     opts: LeaseOptions,
   ) {
     this.replicaId = opts.replicaId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-    this.#opts = { claimMs: 2_000, staleMs: 15_000, ...opts };
+    this.#opts = { claimMs: 1_000, staleMs: 15_000, ...opts };
   }
 
   owns(checkId: string): boolean {
@@ -74,11 +76,13 @@ export class PgLeases implements Ownership {
   #tick(): Promise<void> {
     this.#round ??= this.#claimRound()
       .catch((err: unknown) => {
-        // The connection is gone: so are our locks. Stop running everything and reconnect.
-        if (this.#owned.size > 0) this.#opts.log.warn({ err, released: this.#owned.size }, 'lease connection lost: giving up every check until reconnected');
-        this.#owned.clear();
+        // The connection is gone, and our locks with it. Keep running the checks we had: with
+        // PostgreSQL down nobody can coordinate, and probing must go on. On reconnect they
+        // are locked again, and any another replica took meanwhile are dropped.
+        if (this.#client) this.#opts.log.warn({ err, keeping: this.#owned.size }, 'lease connection lost: keeping this replica\'s checks until PostgreSQL is back');
         this.#client?.end().catch(() => {});
         this.#client = undefined;
+        this.#relock = true;
       })
       .finally(() => {
         this.#round = undefined;
@@ -100,6 +104,13 @@ export class PgLeases implements Ownership {
 
   async #claimRound(): Promise<void> {
     const c = await this.#connect();
+    if (this.#relock) {
+      for (const id of [...this.#owned]) {
+        const got = (await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [LOCK_CLASS, lockKey(id)])).rows[0]!.ok;
+        if (!got) this.#owned.delete(id);
+      }
+      this.#relock = false;
+    }
     await c.query(
       `INSERT INTO readiness_replicas (id, started_at, heartbeat_at) VALUES ($1, now(), now())
        ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`,

@@ -4,6 +4,7 @@
 // many run at once, and first runs are spread by a per-check jitter so 200 checks do not
 // fire in the same millisecond. A probe failure is a result, never a crash.
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { CheckDef, Checklist } from './config/types.js';
@@ -75,6 +76,8 @@ export class Scheduler {
     readonly checklist: Checklist,
     opts: SchedulerOptions,
   ) {
+    // Every run in flight listens on the shutdown signal: many at once is expected, not a leak.
+    setMaxListeners(0, this.#ac.signal);
     const { stats, ...rest } = opts;
     this.#opts = { concurrency: 16, maxJitterMs: 10_000, now: Date.now, env: process.env, ...rest };
     this.stats = stats ?? { skipped: 0, lagSeconds: 0, maxLagSeconds: 0, running: 0, queued: 0, storeErrors: 0 };
@@ -245,12 +248,12 @@ export class Scheduler {
       return { check: def.id, state: 'error' as const, reason: 'error' as const, message: String(err), startedAt: now, finishedAt: now, durationMs: 0, conditions: [] };
     });
     const status = nextStatus(def, store.latest(def.id), result);
-    try {
-      await store.put(status);
-    } catch (err) {
+    // The store updates its cache at once and writes in the background: a slow or down
+    // database never holds up the next run.
+    store.put(status).catch((err: unknown) => {
       this.stats.storeErrors++;
       this.#opts.log.error({ err, check: def.id }, 'store write failed');
-    }
+    });
     return status;
   }
 

@@ -96,6 +96,10 @@ t.test('PostgreSQL down under load: probing and serving go on, nothing acknowled
   const pg = await startPostgres(t);
   await pg.query('CREATE DATABASE readiness');
   const svc = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, READINESS_DATABASE_URL: pg.urlFor({ database: 'readiness' }) });
+  t.teardown(() => {
+    if (t.passing()) return;
+    t.comment(svc.output().slice(-4000));
+  });
   const get = async <T>(path: string) => (await (await fetch(`${svc.url}${path}`)).json()) as T;
   const lastRun = async () => (await get<ReadinessBody>('/readiness?verbose=1')).checks?.find((c) => c.id === 'closed-port')?.lastRun;
   for (let i = 0; i < 50 && !(await lastRun()); i++) await new Promise((r) => setTimeout(r, 100));

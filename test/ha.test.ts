@@ -95,7 +95,7 @@ ${CHECKS.map(
     await sleep(250);
   }
   t.ok(takeoverMs > 0, `the orphaned checks ${orphans.join(', ')} ran again ${takeoverMs} ms after the kill`);
-  t.comment(`takeover after SIGKILL: ${takeoverMs} ms (claim round 2 s, interval ${INTERVAL_S} s)`);
+  t.comment(`takeover after SIGKILL: ${takeoverMs} ms (claim round 1 s, interval ${INTERVAL_S} s)`);
   const after = (await Promise.all(survivors.map(health))).map((h) => h.replica.runs);
   t.same(after.flat().sort(), CHECKS, 'the survivors own every check between them');
   t.equal(new Set(after.flat()).size, CHECKS.length, 'still no check on two replicas');

@@ -167,3 +167,21 @@ t.test('postgres', async (t) => {
     await s.close().catch(() => {});
   });
 });
+
+t.test('a refused durable write while down, then recovery: the store notices and writes again', async (t) => {
+  const pg = await startPostgres(t);
+  await pg.query('CREATE DATABASE r');
+  const s = new CachedStore(new PostgresBackend(pg.urlFor({ database: 'r' }), { connectTimeoutMs: 500 }), { retryMs: 100 });
+  await s.init();
+  t.teardown(() => s.close());
+  await pg.stop('fast');
+  await t.rejects(s.addDeployment({ id: randomUUID(), version: 'x', at: 1, createdAt: 1, source: 'api' }), StoreUnavailableError);
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(s.health().ok, false, 'still degraded: the retry pinged the database and it is down');
+  await pg.start();
+  for (let i = 0; i < 100 && !s.health().ok; i++) await new Promise((r) => setTimeout(r, 100));
+  t.equal(s.health().ok, true, 'back once a ping succeeds');
+  await s.put(status('after', 1));
+  await s.put(status('after', 2));
+  t.same((await s.history('after', 5)).map((r) => r.message), ['run 2', 'run 1'], 'later writes are not stuck behind a finished drain');
+});

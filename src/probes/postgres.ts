@@ -191,6 +191,8 @@ function poolFor(conn: Connection): pg.Pool {
     // An idle client whose server went away (restart, failover) errors here; the pool drops
     // it, and the next run reports the outage. Without a listener it would crash the service.
     pool.on('error', () => {});
+    // Same for a checked-out client whose connection drops between two queries.
+    pool.on('connect', (client) => client.on('error', () => {}));
     pools.set(conn.key, pool);
   }
   return pool;

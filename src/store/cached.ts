@@ -24,6 +24,8 @@ export interface Backend {
   writeDeployment(d: Deployment): Promise<void>;
   /** Rows written by other replicas since the previous call (shared backends only). */
   changes?(): Promise<Snapshot>;
+  /** A cheap round trip, to tell that a database which failed is back. */
+  ping?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export class CachedStore implements Store {
   readonly #attestations = new Map<string, Attestation>();
   #deployments: Deployment[] = [];
   readonly #queue: CheckStatus[] = [];
+  readonly #waiters = new Map<CheckStatus, () => void>();
   #dropped = 0;
   #errors = 0;
   #degraded: string | undefined;
@@ -111,27 +114,32 @@ export class CachedStore implements Store {
     this.#refreshTimer.unref();
   }
 
-  async put(status: CheckStatus): Promise<void> {
+  /**
+   * Updates the cache at once and hands the status to the single writer, which keeps the
+   * history in order. Resolves when the status is written, or queued because the backend
+   * is down: callers (the scheduler) need not wait for the database to go on probing.
+   */
+  put(status: CheckStatus): Promise<void> {
     this.#latest.set(status.check, status);
-    // While anything is queued, new results queue behind it so the history stays in order.
-    if (this.#queue.length === 0 && !this.#degraded && this.#opened) {
-      try {
-        await this.backend.writeStatus(status);
-        return;
-      } catch (err) {
-        this.#markDegraded(err);
-      }
-    }
-    this.#enqueue(status);
-  }
-
-  #enqueue(status: CheckStatus): void {
+    const done = new Promise<void>((resolve) => this.#waiters.set(status, resolve));
     this.#queue.push(status);
     if (this.#queue.length > this.#opts.maxQueue) {
-      this.#queue.shift();
+      const lost = this.#queue.shift()!;
       this.#dropped++;
+      this.#settle(lost);
     }
-    this.#scheduleRetry();
+    if (this.#degraded || !this.#opened) {
+      this.#settle(status);
+      this.#scheduleRetry();
+    } else {
+      void this.#drain();
+    }
+    return done;
+  }
+
+  #settle(status: CheckStatus): void {
+    this.#waiters.get(status)?.();
+    this.#waiters.delete(status);
   }
 
   #markDegraded(err: unknown): void {
@@ -153,21 +161,32 @@ export class CachedStore implements Store {
 
   /** Writes queued results in order; stops at the first failure and tries again later. */
   #drain(): Promise<void> {
-    this.#draining ??= (async () => {
+    if (this.#draining) return this.#draining;
+    const run = async () => {
       try {
         if (!this.#opened) await this.#open();
+        // Degraded with nothing queued (a refused attestation): prove the backend is back.
+        if (this.#degraded && this.#queue.length === 0) await this.backend.ping?.();
         while (this.#queue.length > 0) {
-          await this.backend.writeStatus(this.#queue[0]!);
+          const next = this.#queue[0]!;
+          await this.backend.writeStatus(next);
           this.#queue.shift();
+          this.#settle(next);
         }
         if (this.#degraded) this.#opts.log?.info({ dropped: this.#dropped }, `${this.kind} store is back: queue drained`);
         this.#degraded = undefined;
       } catch (err) {
         this.#markDegraded(err);
-      } finally {
-        this.#draining = undefined;
+        // Everything still queued is kept for the retry; nobody waits on the database.
+        for (const q of this.#queue) this.#settle(q);
       }
-    })();
+    };
+    // The .finally callback always runs after this assignment, even when run() finishes at once.
+    this.#draining = run().finally(() => {
+      this.#draining = undefined;
+      // A put that arrived while the last write finished must not wait for the next retry.
+      if (this.#queue.length > 0 && !this.#degraded) void this.#drain();
+    });
     return this.#draining;
   }
 

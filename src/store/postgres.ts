@@ -122,8 +122,10 @@ export class PostgresBackend implements Backend {
       statement_timeout: opts.statementTimeoutMs ?? 5_000,
       application_name: 'readiness-exporter',
     });
-    // An idle client losing its connection must not crash the process: the next query retries.
+    // A client losing its connection must not crash the process, idle (pool 'error') or
+    // checked out between two queries (the client's own 'error'): the next query fails instead.
     this.pool.on('error', () => {});
+    this.pool.on('connect', (client) => client.on('error', () => {}));
   }
 
   async open(): Promise<Snapshot> {
@@ -174,6 +176,10 @@ export class PostgresBackend implements Backend {
     } finally {
       client.release();
     }
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
   }
 
   async history(check: string, limit: number): Promise<RunResult[]> {

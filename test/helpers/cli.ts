@@ -1,8 +1,49 @@
-// Runs the real `readiness` command (from source, through tsx) as a child process.
+// Runs the real `readiness` command, the compiled one the package ships (bin/readiness.js
+// over dist/), as a child process. scripts/test.sh builds first; a dist/ older than src/
+// is refused so a test never passes against stale code.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { freePort } from './service.js';
 
-export const CLI = [process.execPath, '--import', 'tsx', 'src/main.ts'] as const;
+export const CLI = [process.execPath, 'bin/readiness.js'] as const;
+
+function newest(dir: string): number {
+  let m = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return m;
+}
+
+/**
+ * A port no earlier service of this test process had: fetch keeps idle keep-alive sockets,
+ * and one left to a killed service on a reused port answers the next request with ECONNRESET.
+ */
+const usedPorts = new Set<number>();
+async function unusedPort(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    if (!usedPorts.has(p)) {
+      usedPorts.add(p);
+      return p;
+    }
+  }
+}
+
+let checked = false;
+function assertBuilt(): void {
+  if (checked) return;
+  let built = 0;
+  try {
+    built = statSync('dist/main.js').mtimeMs;
+  } catch {
+    throw new Error('dist/ is missing: run `npm run build` (npm test does it)');
+  }
+  if (built < newest('src')) throw new Error('dist/ is older than src/: run `npm run build` (npm test does it)');
+  checked = true;
+}
 
 export interface Ran {
   code: number | null;
@@ -11,6 +52,7 @@ export interface Ran {
 }
 
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
+  assertBuilt();
   return new Promise((resolve, reject) => {
     const child = spawn(CLI[0], [...CLI.slice(1), ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -32,7 +74,8 @@ export async function startServe(
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<{ child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
-  const port = env.READINESS_PORT ? Number(env.READINESS_PORT) : await freePort();
+  assertBuilt();
+  const port = env.READINESS_PORT ? Number(env.READINESS_PORT) : await unusedPort();
   const child = spawn(CLI[0], [...CLI.slice(1), 'serve', '--host', '127.0.0.1', '--port', String(port), ...args], {
     env: { ...process.env, READINESS_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
