@@ -341,12 +341,8 @@ async function gate(
     if (Date.now() + o.interval > deadline) break;
     await new Promise((r) => setTimeout(r, o.interval));
   }
-  if (lastError && !reachedOnce) {
-    io.err(`gate: timed out; the service was never reachable (${lastError})`);
-    return EXIT.UNREACHABLE;
-  }
   if (lastError) {
-    io.err(`gate: timed out; the service is unreachable now (${lastError})`);
+    io.err(`gate: timed out; the service ${reachedOnce ? 'is unreachable now' : 'was never reachable'} (${lastError})`);
     return EXIT.UNREACHABLE;
   }
   io.out(`gate: not ready after ${Math.round(o.timeout / 1000)}s`);
