@@ -5,7 +5,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { ReadinessBody } from '../src/state.js';
 import { runCli, startServe } from './helpers/cli.js';
 import { startPostgres } from './helpers/postgres.js';
@@ -39,7 +39,7 @@ checks:
 `,
 );
 
-async function crashAndRestart(t: Tap, env: NodeJS.ProcessEnv) {
+async function crashAndRestart(t: Test, env: NodeJS.ProcessEnv) {
   const first = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, ...env });
   const cliEnv = { READINESS_API_TOKEN: TOKEN, READINESS_URL: first.url };
   const attest = await runCli(['attest', 'dr-runbook-reviewed', '--by', 'Grace Hopper', '--role', 'devops-lead', '--note', 'tabletop exercise', '--expires', '30d'], { env: cliEnv });
@@ -68,7 +68,6 @@ async function crashAndRestart(t: Tap, env: NodeJS.ProcessEnv) {
   second.child.kill('SIGTERM');
   t.equal(await second.exited, 0);
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 t.test('embedded store: acknowledged writes survive SIGKILL', async (t) => {
   await crashAndRestart(t, { READINESS_DATA_DIR: join(dir, 'data') });

@@ -1,13 +1,18 @@
 // The one place probe kinds are registered: adding a kind is its own file plus one line here.
 import type { ProbeKind } from './types.js';
+import alertmanager from './alertmanager.js';
 import attestation from './attestation.js';
+import grafana from './grafana.js';
 import http from './http.js';
+import jaeger from './jaeger.js';
 import kubernetes from './kubernetes.js';
+import loki from './loki.js';
 import postgres from './postgres.js';
+import prometheus from './prometheus.js';
 import tcp from './tcp.js';
 import tls from './tls.js';
 
-const kinds: ProbeKind[] = [attestation, http, kubernetes, postgres, tcp, tls];
+const kinds: ProbeKind[] = [alertmanager, attestation, grafana, http, jaeger, kubernetes, loki, postgres, prometheus, tcp, tls];
 
 export const probeKinds: ReadonlyMap<string, ProbeKind> = new Map(kinds.map((k) => [k.kind, k]));
 
