@@ -217,8 +217,8 @@ t.test('the example Alertmanager config is valid and routes by severity', async 
   const r = await runCommand(AMTOOL_BIN, ['check-config', ALERTMANAGER_CONFIG]);
   t.equal(r.code, 0, `${r.stdout}${r.stderr}`);
   const expected: [labels: string[], receiver: string][] = [
-    [['severity=critical', 'alertname=ReadinessCriticalCheckFailing', 'check=tls-api-expiry'], 'pagerduty'],
-    [['severity=critical', 'alertname=ReadinessExporterAbsent'], 'pagerduty'],
+    [['severity=critical', 'alertname=ReadinessCriticalCheckFailing', 'check=tls-api-expiry'], 'pagerduty,email'],
+    [['severity=critical', 'alertname=ReadinessExporterAbsent'], 'pagerduty,email'],
     [['severity=warning', 'alertname=ReadinessHighCheckFailing'], 'slack-and-email'],
     [['severity=info'], 'blackhole'],
     [['alertname=SomethingWithoutSeverity'], 'slack-and-email'],
@@ -238,6 +238,7 @@ t.test('the example Alertmanager config is valid and routes by severity', async 
   const slack = am.receivers.find((x) => x.name === 'slack-and-email');
   t.equal(slack?.slack_configs?.[0]?.channel, '#alerts');
   t.ok(slack?.email_configs?.length, 'warning also goes to email');
+  t.ok(am.receivers.find((x) => x.name === 'email')?.email_configs?.length, 'critical alerts are emailed too (the checklist line)');
 
   // Inhibit rules name alerts that exist.
   const known = new Set(alerts.map((a) => a.alert));
