@@ -221,6 +221,7 @@ t.test('the example Alertmanager config is valid and routes by severity', async 
     [['severity=critical', 'alertname=ReadinessExporterAbsent'], 'pagerduty,email'],
     [['severity=warning', 'alertname=ReadinessHighCheckFailing'], 'slack-and-email'],
     [['severity=info'], 'blackhole'],
+    [['alertname=Watchdog', 'severity=none'], 'blackhole'],
     [['alertname=SomethingWithoutSeverity'], 'slack-and-email'],
   ];
   for (const [labels, receiver] of expected) {
@@ -293,4 +294,23 @@ t.test('a real Prometheus loads every group and evaluates it without error', asy
   const absent = (await prom.alerts()).filter((a) => a.labels.alertname === 'ReadinessExporterAbsent');
   t.equal(absent.length, 1, 'ReadinessExporterAbsent is pending with no exporter scraped');
   t.equal(absent[0]?.state, 'pending');
+});
+
+t.test('the Watchdog rule file is valid and always fires', async (t) => {
+  const file = join(ROOT, 'alerts/watchdog.rules.yml');
+  const check = await runCommand(PROMTOOL_BIN, ['check', 'rules', file]);
+  t.equal(check.code, 0, `${check.stdout}${check.stderr}`);
+  const dir = mkdtempSync(join(tmpdir(), 'watchdog-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  copyFileSync(file, join(dir, 'watchdog.rules.yml'));
+  writeFileSync(
+    join(dir, 'watchdog.test.yml'),
+    YAML.stringify({
+      rule_files: ['watchdog.rules.yml'],
+      evaluation_interval: '1m',
+      tests: [{ interval: '1m', input_series: [], alert_rule_test: [{ eval_time: '5m', alertname: 'Watchdog', exp_alerts: [{ exp_labels: { severity: 'none' }, exp_annotations: YAML.parse(readFileSync(file, 'utf8')).groups[0].rules[0].annotations }] }] }],
+    }),
+  );
+  const test = await runCommand(PROMTOOL_BIN, ['test', 'rules', join(dir, 'watchdog.test.yml')]);
+  t.equal(test.code, 0, `${test.stdout}${test.stderr}`);
 });
