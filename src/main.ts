@@ -1,6 +1,14 @@
 // Process entry for the `readiness` command (bin/readiness.js loads the compiled copy).
 import { main } from './cli.js';
 
+// `readiness check | head` closes the pipe early: that is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const code = await main(process.argv);
 process.exitCode = code;
 // `serve` resolves only after a graceful shutdown; other commands may leave sockets

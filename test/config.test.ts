@@ -33,6 +33,7 @@ const expected: Record<string, string[]> = {
     `${F}/invalid-params.yaml:10:13: unknown key "hostname"; allowed: host, port, connectTimeoutMs`,
     `${F}/invalid-params.yaml:10:40: "port" must be integer, got "abc"`,
   ],
+  'invalid-promql.yaml': [`${F}/invalid-promql.yaml:13:14: query: PromQL syntax error at column 8: unexpected "(" ("rat" is not a PromQL function)`],
   'invalid-severity.yaml': [
     `${F}/invalid-severity.yaml:7:15: "severity" must be one of critical, high, medium, low, got "urgent"`,
     `${F}/invalid-severity.yaml:8:12: "phase" must be one of pre-deploy, deploy, verify, monitor, post-deploy, got "predeploy"`,

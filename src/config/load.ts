@@ -364,7 +364,11 @@ function buildCheck(
       reportSchemaErrors(r, errs.filter(inWith), at('with'));
       if (c.target) reportSchemaErrors(r, errs.filter((e) => !inWith(e)), ['targets', c.target]);
     } else if (missing.length === 0 && kind.validate) {
-      for (const msg of kind.validate(params as never)) r.at(at('with'), msg);
+      for (const msg of kind.validate(params as never)) {
+        // "query: PromQL syntax error ..." points at the query itself when it is in `with:`.
+        const param = /^([A-Za-z_]\w*)(?:\[\d+\])?:/.exec(msg)?.[1];
+        r.at(param !== undefined && Object.hasOwn(c.with ?? {}, param) ? at('with', param) : at('with'), msg);
+      }
     }
   }
 
