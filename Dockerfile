@@ -13,7 +13,8 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund && 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     READINESS_PORT=9747 \
-    READINESS_DATA_DIR=/app/data
+    READINESS_DATA_DIR=/app/data \
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 WORKDIR /app
 COPY package.json ./
 COPY --from=build /app/node_modules ./node_modules

@@ -195,3 +195,33 @@ t.test('secret params: URLs are secret only in their password', async (t) => {
   if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
   t.same([...res.checklist.checks[0]!.secrets].sort(), ['Bearer tok-987654', 'hunter22']);
 });
+
+t.test('defaults.runbookBase gives every check the runbook URL the alerts use', async (t) => {
+  const res = loadChecklist(
+    `apiVersion: readiness/v1
+checklist: rb
+defaults: { runbookBase: "https://runbooks.example.com/readiness/" }
+checks:
+  - id: a
+    title: A
+    section: s
+    severity: low
+    phase: pre-deploy
+    probe: tcp
+    with: { host: h, port: 1 }
+  - id: b
+    title: B
+    section: s
+    severity: low
+    phase: pre-deploy
+    probe: tcp
+    with: { host: h, port: 1 }
+    runbook: https://wiki.example.com/b
+`,
+    'rb.yaml',
+    {},
+  );
+  if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
+  t.equal(res.checklist.byId.get('a')!.runbook, 'https://runbooks.example.com/readiness/checks/a');
+  t.equal(res.checklist.byId.get('b')!.runbook, 'https://wiki.example.com/b', 'an explicit runbook wins');
+});

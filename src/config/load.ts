@@ -389,7 +389,7 @@ function buildCheck(
     intervalMs,
     ...(c.schedule !== undefined && { schedule: c.schedule }),
     timeoutMs,
-    ...(c.runbook !== undefined && { runbook: c.runbook }),
+    ...((c.runbook !== undefined || defs.d.runbookBase !== undefined) && { runbook: c.runbook ?? `${defs.d.runbookBase!.replace(/\/$/, '')}/checks/${c.id}` }),
     failAfter: c.failAfter ?? defs.d.failAfter ?? 1,
     passAfter: c.passAfter ?? defs.d.passAfter ?? 1,
     onNoData: c.onNoData ?? defs.d.onNoData ?? 'error',

@@ -55,6 +55,9 @@ export const DefaultsSchema = Type.Object(
     passAfter: Type.Optional(Count('Default passAfter (1).')),
     onNoData: Type.Optional(StringEnum(NO_DATA, 'Default onNoData (error).')),
     monitorWindow: Type.Optional(Duration('How long after a deployment monitor-phase checks gate and can recommend a rollback (2h).')),
+    runbookBase: Type.Optional(
+      Type.String({ format: 'uri', description: 'A check without `runbook` links to RUNBOOK_BASE/checks/<id>, the URL the shipped alerts put in runbook_url.' }),
+    ),
   },
   { additionalProperties: false },
 );
