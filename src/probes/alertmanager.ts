@@ -21,6 +21,7 @@ import {
   labelMatcher,
   listSome,
   matchesAll,
+  matcherProblems,
   measureProblems,
   parseMatchers,
   withApi,
@@ -100,13 +101,7 @@ export default defineProbe({
     if (p.channel && p.integration && p.integration !== 'slack') problems.push(`"channel" is a Slack setting; integration is ${p.integration}`);
     if (p.to && p.integration && p.integration !== 'email') problems.push(`"to" is an email setting; integration is ${p.integration}`);
     if (p.labels && Object.keys(p.labels).length === 0) problems.push('"labels" needs at least one label');
-    for (const [i, m] of (p.matchers ?? []).entries()) {
-      try {
-        parseMatchers(m);
-      } catch (err) {
-        problems.push(`matchers[${i}]: ${(err as Error).message}`);
-      }
-    }
+    problems.push(...matcherProblems(p.matchers));
     return problems;
   },
 

@@ -15,6 +15,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Agent, request } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { httpUrlProblem } from './shared.js';
 
 export const PROVIDERS = ['stripe', 'openai', 'aws', 'azure', 'gcp'] as const;
 type Provider = (typeof PROVIDERS)[number];
@@ -346,14 +347,8 @@ export default defineProbe({
     if (p.provider === 'azure') for (const k of ['tenantId', 'clientId'] as const) if (!p[k]) problems.push(`provider azure needs ${k}`);
     if (p.provider === 'aws' && p.keyEnv) problems.push('provider aws takes accessKeyIdEnv and secretAccessKeyEnv, not keyEnv');
     if (p.provider === 'gcp' && p.keyEnv && p.keyFile) problems.push('set either keyEnv or keyFile, not both');
-    if (p.baseUrl !== undefined) {
-      try {
-        const u = new URL(p.baseUrl);
-        if (u.protocol !== 'https:' && u.protocol !== 'http:') problems.push('baseUrl must be an http(s) URL');
-      } catch {
-        problems.push('baseUrl is not a valid URL');
-      }
-    }
+    const bad = p.baseUrl === undefined ? undefined : httpUrlProblem('baseUrl', p.baseUrl);
+    if (bad) problems.push(bad);
     return problems;
   },
 

@@ -12,6 +12,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Agent, request, type Dispatcher } from 'undici';
 import { reasonFromError } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { httpUrlProblem } from './shared.js';
 
 export const MEASURES = ['workflow_run', 'branch_protection', 'alerts', 'code_scanning'] as const;
 type Measure = (typeof MEASURES)[number];
@@ -420,12 +421,8 @@ export default defineProbe({
     for (const [k, measures] of Object.entries(ONLY)) {
       if (p[k as keyof Params] !== undefined && !measures.includes(p.measure)) problems.push(`${k} applies to measure ${measures.join(', ')} only`);
     }
-    try {
-      const u = new URL(p.baseUrl);
-      if (u.protocol !== 'https:' && u.protocol !== 'http:') problems.push('baseUrl must be an http(s) URL');
-    } catch {
-      problems.push('baseUrl is not a valid URL');
-    }
+    const bad = httpUrlProblem('baseUrl', p.baseUrl);
+    if (bad) problems.push(bad);
     return problems;
   },
 

@@ -6,6 +6,7 @@ import { Type } from '@sinclair/typebox';
 import { Agent, request, type Dispatcher } from 'undici';
 import { reasonFromError } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { httpUrlProblem } from './shared.js';
 
 const params = Type.Object(
   {
@@ -76,12 +77,8 @@ export default defineProbe({
   },
 
   validate(p) {
-    try {
-      new URL(p.baseUrl);
-      return [];
-    } catch {
-      return ['baseUrl is not a valid URL'];
-    }
+    const bad = httpUrlProblem('baseUrl', p.baseUrl);
+    return bad ? [bad] : [];
   },
 
   async run(p, ctx): Promise<Observation> {

@@ -12,6 +12,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import pg from 'pg';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { untilAborted } from './shared.js';
 
 export const MEASURES = ['ready', 'connection_headroom', 'connection_usage', 'indexes', 'slow_queries', 'migrations', 'wal_archive_age', 'query'] as const;
 export type Measure = (typeof MEASURES)[number];
@@ -196,16 +197,6 @@ function poolFor(conn: Connection): pg.Pool {
     pools.set(conn.key, pool);
   }
   return pool;
-}
-
-/** Settles like `work`, or rejects with ProbeError('timeout') when the check's signal fires first. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal, what: () => string): Promise<T> {
-  if (signal.aborted) return Promise.reject(new ProbeError('timeout', what()));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new ProbeError('timeout', what()));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /** Milliseconds the server may spend on one statement: below the check timeout, so it gives up first. */

@@ -164,13 +164,7 @@ export default defineProbe({
   validate(p) {
     const problems = [...connectionProblems(p), ...measureProblems(p.measure, p, MEASURE_PARAMS)];
     if (p.query !== undefined) problems.push(...promqlProblems(p.query).map((m) => `query: ${m}`));
-    for (const [i, m] of (p.matchers ?? []).entries()) {
-      try {
-        parseMatchers(m);
-      } catch (err) {
-        problems.push(`matchers[${i}]: ${(err as Error).message}`);
-      }
-    }
+    problems.push(...matcherProblems(p.matchers));
     return problems;
   },
 
@@ -397,6 +391,19 @@ function unparen(n: SyntaxNodeLike): SyntaxNodeLike {
     cur = inner;
   }
   return cur;
+}
+
+/** Load-time problems of a list of label matchers (`severity="critical"`), one per bad entry. */
+export function matcherProblems(matchers: readonly string[] | undefined): string[] {
+  const problems: string[] = [];
+  for (const [i, m] of (matchers ?? []).entries()) {
+    try {
+      parseMatchers(m);
+    } catch (err) {
+      problems.push(`matchers[${i}]: ${(err as Error).message}`);
+    }
+  }
+  return problems;
 }
 
 /** "line 2, column 7" (1-based) of an offset in a possibly multi-line text. */

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Type } from '@sinclair/typebox';
 import { defineProbe, ProbeError, type Observation } from './types.js';
+import { untilAborted } from './shared.js';
 
 /** How a connection attempt ended. */
 export type TcpResult = 'open' | 'refused' | 'timeout' | 'unreachable';
@@ -26,19 +27,6 @@ const params = Type.Object(
   },
   { additionalProperties: false },
 );
-
-/**
- * Settles like `work`, or rejects with ProbeError('timeout') when the check's signal fires
- * first; the harness owns the timeout, this only names what was still pending.
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal, what: () => string): Promise<T> {
-  if (signal.aborted) return Promise.reject(new ProbeError('timeout', what()));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new ProbeError('timeout', what()));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
 
 function errCode(err: unknown): string {
   return (err as NodeJS.ErrnoException | undefined)?.code ?? '';
