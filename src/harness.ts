@@ -1,6 +1,7 @@
 // Runs one check once: the timeout (AbortSignal), the duration, exceptions turned into
 // `error` with a reason, secrets scrubbed from messages, and the observation evaluated
 // against the check's conditions. Probe kinds only measure; everything else is here.
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { evaluateCondition, resolveField } from './conditions.js';
 import type { CheckDef } from './config/types.js';
@@ -39,6 +40,8 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
   const startedAt = Date.now();
   const t0 = performance.now();
   const ac = new AbortController();
+  // A probe may attach one listener per request in flight (a ratelimit burst has 50).
+  setMaxListeners(0, ac.signal);
   const timer = setTimeout(() => ac.abort(new TimeoutError(`timed out after ${def.timeoutMs} ms`)), def.timeoutMs);
   const onParentAbort = () => ac.abort(deps.signal?.reason ?? new Error('shutting down'));
   deps.signal?.addEventListener('abort', onParentAbort, { once: true });
