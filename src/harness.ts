@@ -89,6 +89,11 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
     result = { ...base, state: 'error', reason, message: msg || reason, conditions: [] };
   } else {
     result = { ...base, ...evaluate(def, obs) };
+    const version = obs.fields.version;
+    if (def.marksDeployment && typeof version === 'string' && version !== '') {
+      const at = obs.fields.rolled_out_at;
+      result.release = { version, ...(typeof at === 'number' && Number.isFinite(at) && { at: at * 1000 }) };
+    }
   }
   result.message = oneLine(redact(result.message, def.secrets));
   for (const c of result.conditions) c.text = redact(c.text, def.secrets);

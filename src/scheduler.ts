@@ -26,6 +26,8 @@ export interface SchedulerOptions {
   stats?: SchedulerStats;
   /** In HA, which checks this replica runs; the others' results arrive through the store. */
   ownership?: Ownership;
+  /** Called with every new status (after it is handed to the store). */
+  onStatus?: (def: CheckDef, status: CheckStatus) => void;
 }
 
 export interface SchedulerStats {
@@ -65,7 +67,11 @@ export class Scheduler {
   readonly #slots = new Map<string, Slot>();
   readonly #queue: { slot: Slot; due: number; resolve: (s: CheckStatus) => void; reject: (e: Error) => void }[] = [];
   readonly #ac = new AbortController();
-  readonly #opts: Required<Omit<SchedulerOptions, 'env' | 'stats' | 'ownership'>> & { env: NodeJS.ProcessEnv; ownership?: Ownership };
+  readonly #opts: Required<Omit<SchedulerOptions, 'env' | 'stats' | 'ownership' | 'onStatus'>> & {
+    env: NodeJS.ProcessEnv;
+    ownership?: Ownership;
+    onStatus?: SchedulerOptions['onStatus'];
+  };
   #timer: NodeJS.Timeout | undefined;
   #running = 0;
   #stopped = false;
@@ -254,6 +260,7 @@ export class Scheduler {
       this.stats.storeErrors++;
       this.#opts.log.error({ err, check: def.id }, 'store write failed');
     });
+    this.#opts.onStatus?.(def, status);
     return status;
   }
 

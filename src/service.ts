@@ -2,13 +2,14 @@
 // The HTTP layer and the metrics read everything through this object.
 import type { Logger } from 'pino';
 import { loadChecklistFile } from './config/load.js';
-import { formatDiagnostic, type Checklist, type Diagnostic } from './config/types.js';
+import { randomUUID } from 'node:crypto';
+import { formatDiagnostic, type CheckDef, type Checklist, type Diagnostic } from './config/types.js';
 import type { MetricsSource } from './metrics.js';
 import { closeProbeKinds } from './probes/index.js';
 import type { Ownership } from './ha.js';
 import { Scheduler, type SchedulerStats } from './scheduler.js';
 import type { CheckView } from './state.js';
-import type { Deployment, Store, StoreHealth } from './store/types.js';
+import type { CheckStatus, Deployment, Store, StoreHealth } from './store/types.js';
 import { VERSION } from './version.js';
 
 export interface ServiceOptions {
@@ -41,6 +42,7 @@ export class Service implements MetricsSource {
       store,
       log,
       stats: this.#stats,
+      onStatus: (def, status) => this.#markDeployment(def, status),
       ...(ownership && { ownership }),
       ...(env && { env }),
       ...(concurrency !== undefined && { concurrency }),
@@ -94,6 +96,29 @@ export class Service implements MetricsSource {
   rollbackCauses(now = Date.now()): CheckView[] {
     if (!this.deploymentWindow(now).open) return [];
     return this.views(now).filter((v) => v.def.phase === 'monitor' && v.gating && v.state === 'fail');
+  }
+
+  readonly #marking = new Set<string>();
+
+  /**
+   * A `marksDeployment` check (a Kubernetes rollout) that passes with a version not recorded
+   * yet records a deployment of it, timed at the rollout's end when the probe knows it.
+   */
+  #markDeployment(def: CheckDef, status: CheckStatus): void {
+    const release = status.last.release;
+    if (!def.marksDeployment || !release || status.state !== 'pass' || this.#marking.has(release.version)) return;
+    if (this.opts.store.deployments(1)[0]?.version === release.version) return;
+    this.#marking.add(release.version);
+    const now = Date.now();
+    const d: Deployment = { id: randomUUID(), version: release.version, at: Math.min(release.at ?? now, now), createdAt: now, by: `check ${def.id}`, source: 'kubernetes' };
+    this.opts.store
+      .addDeployment(d)
+      .then(() => {
+        this.opts.log.info({ version: d.version, at: new Date(d.at).toISOString(), check: def.id }, 'deployment detected from a rollout');
+        this.runSoon(this.checklist().checks.filter((c) => c.phase === 'monitor' || c.kind === 'attestation').map((c) => c.id));
+      })
+      .catch((err: unknown) => this.opts.log.warn({ err, version: d.version }, 'could not record the detected deployment; will try again'))
+      .finally(() => this.#marking.delete(release.version));
   }
 
   /** Runs these checks now (after an attestation or a deployment), without waiting for them. */

@@ -199,3 +199,58 @@ t.test('the store being down refuses the write with 503 and saves nothing', asyn
   t.equal(res.statusCode, 503);
   t.same(res.json(), { error: 'RDY_STORE_UNAVAILABLE', message: 'the postgres store is unavailable, nothing was saved: connect ECONNREFUSED' });
 });
+
+t.test('a marksDeployment check records each new version it sees, once', async (t) => {
+  const { makeDef, checklistOf } = await import('./helpers/checks.js');
+  let version = '1.4.2';
+  let ok = true;
+  const rolledOutAt = Math.floor(Date.now() / 1000) - 600;
+  const def = makeDef(() => ({ fields: { ok, version, rolled_out_at: rolledOutAt } }), { id: 'rollout-api', phase: 'deploy', expect: ['ok == true'], marksDeployment: true });
+  const store = new MemoryStore();
+  const service = new Service({ file: 'x', checklist: checklistOf(def), store, log });
+  const settle = () => new Promise((r) => setTimeout(r, 50));
+  await service.scheduler.runNow('rollout-api');
+  await settle();
+  t.match(store.deployments(), [{ version: '1.4.2', source: 'kubernetes', by: 'check rollout-api', at: rolledOutAt * 1000 }], 'recorded, timed at the rollout');
+  await service.scheduler.runNow('rollout-api');
+  await settle();
+  t.equal(store.deployments().length, 1, 'the same version is not recorded twice');
+  version = '1.4.3';
+  ok = false;
+  await service.scheduler.runNow('rollout-api');
+  await settle();
+  t.equal(store.deployments().length, 1, 'a rollout that is not complete records nothing');
+  ok = true;
+  await service.scheduler.runNow('rollout-api');
+  await settle();
+  t.same(store.deployments().map((d) => d.version), ['1.4.2', '1.4.3'].reverse(), 'the new version, once rolled out');
+});
+
+t.test('marksDeployment needs a kind that reports a version', async (t) => {
+  const res = loadChecklist(
+    `apiVersion: readiness/v1
+checklist: m
+checks:
+  - id: p
+    title: P
+    section: s
+    severity: low
+    phase: deploy
+    probe: tcp
+    with: { host: h, port: 1 }
+    marksDeployment: true
+`,
+    'm.yaml',
+    {},
+  );
+  t.equal(res.ok, false);
+  if (!res.ok) t.equal(formatDiagnostic(res.diagnostics[0]!), 'm.yaml:11:22: probe tcp reports no "version" field, so it cannot mark deployments (the kubernetes rollout measurement does)');
+});
+
+t.test('imageVersion: tag, short digest, or latest', async (t) => {
+  const { imageVersion } = await import('../src/probes/kubernetes/workloads.js');
+  t.equal(imageVersion('ghcr.io/offgridflow/api:1.4.2'), '1.4.2');
+  t.equal(imageVersion('registry:5000/offgridflow/api:v2'), 'v2');
+  t.equal(imageVersion('registry:5000/offgridflow/api'), 'latest');
+  t.equal(imageVersion('api@sha256:0123456789abcdef0123'), '0123456789ab');
+});

@@ -348,6 +348,9 @@ function buildCheck(
     else if (spec.type !== 'number' && spec.type !== 'any' && spec.type !== 'boolean') r.at(at('value'), `field "${c.value}" is a ${spec.type}, not a number`);
   }
 
+  if (kind && c.marksDeployment && lookupField(kind.fields, 'version')?.type !== 'string') {
+    r.at(at('marksDeployment'), `probe ${kind.kind} reports no "version" field, so it cannot mark deployments (the kubernetes rollout measurement does)`);
+  }
   const targetMissing = c.target !== undefined && !targets[c.target];
   if (kind && !targetMissing) {
     const validate = paramValidator(kind);
@@ -395,6 +398,7 @@ function buildCheck(
     onNoData: c.onNoData ?? defs.d.onNoData ?? 'error',
     dependsOn: c.dependsOn ?? [],
     gate: c.gate ?? true,
+    marksDeployment: c.marksDeployment ?? false,
     ...(c.value !== undefined && { valueField: c.value }),
     ...(missing.length > 0 && {
       unconfigured: `environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set`,

@@ -43,6 +43,9 @@ export const CheckSchema = Type.Object(
     dependsOn: Type.Optional(Type.Array(Type.String(), { description: 'Check ids: when one is not passing, this check is not run and reports `dependency`.' })),
     gate: Type.Optional(Type.Boolean({ description: 'Whether the check counts for readiness (default true).' })),
     value: Type.Optional(Type.String({ description: "Field whose number becomes readiness_check_value (default: the probe's own)." })),
+    marksDeployment: Type.Optional(
+      Type.Boolean({ description: 'When the check passes with a `version` not yet recorded, record a deployment of it (a Kubernetes rollout check).' }),
+    ),
   },
   { additionalProperties: false },
 );

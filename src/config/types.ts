@@ -31,6 +31,8 @@ export interface CheckDef {
   gate: boolean;
   /** Field whose number becomes readiness_check_value, when not the probe's own value. */
   valueField?: string;
+  /** A passing run with a new `version` field records a deployment. */
+  marksDeployment: boolean;
   /** Set when an environment variable the check needs is unset: the check is `unconfigured`. */
   unconfigured?: string;
   /** Substituted values that came from the environment in secret params: redacted from every output. */

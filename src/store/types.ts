@@ -30,6 +30,8 @@ export interface RunResult {
   finishedAt: number;
   durationMs: number;
   conditions: ConditionOutcome[];
+  /** What the check saw deployed (its `version` field), for `marksDeployment` checks. */
+  release?: { version: string; at?: number };
 }
 
 /** The latest known state of a check, after failAfter/passAfter. */

@@ -155,6 +155,14 @@ export const pdb: Measurement = {
   },
 };
 
+/** The version an image reference names: its tag, else a short digest, else `latest`. */
+export function imageVersion(image: string): string {
+  const [name, digest] = image.split('@');
+  if (digest) return digest.replace(/^sha256:/, '').slice(0, 12);
+  const tag = /:([^:/]+)$/.exec(name!)?.[1];
+  return tag ?? 'latest';
+}
+
 export const rollout: Measurement = {
   reads: (p) => [{ res: 'deployments', notify: byName(namesOf(p)) }],
   run(v) {
@@ -185,6 +193,19 @@ export const rollout: Measurement = {
       if (problems.length) offenders.push(`${d.metadata?.name} (${problems.join(', ')})`);
     }
     const single = objects.length === 1 && missing.length === 0 ? objects[0] : undefined;
+    // What a single Deployment runs, and when its rollout finished: `marksDeployment` checks
+    // record a deployment from these (src/service.ts).
+    const release: Record<string, unknown> = {};
+    if (single) {
+      const image = single.spec?.template?.spec?.containers?.[0]?.image;
+      if (image) {
+        release.image = image;
+        release.version = imageVersion(image);
+      }
+      const done = single.status?.conditions?.find((c) => c.type === 'Progressing' && c.reason === 'NewReplicaSetAvailable');
+      const at = done?.lastUpdateTime ? Date.parse(String(done.lastUpdateTime)) : NaN;
+      if (Number.isFinite(at)) release.rolled_out_at = at / 1000;
+    }
     return verdict({
       enforce: v.enforce,
       total: objects.length + missing.length,
@@ -200,6 +221,7 @@ export const rollout: Measurement = {
         updated_replicas: sum.updated,
         ready_replicas: sum.ready,
         available_replicas: sum.available,
+        ...release,
       },
     });
   },
