@@ -4,7 +4,8 @@
 // (test/dashboards.test.ts compares the limits with the rules).
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
-import type * as common from '@grafana/grafana-foundation-sdk/common';
+import * as common from '@grafana/grafana-foundation-sdk/common';
+import * as stat from '@grafana/grafana-foundation-sdk/stat';
 
 /** Every panel, query, variable and annotation reads from this variable: no datasource uid is hard-coded. */
 export const DATASOURCE: common.DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
@@ -123,4 +124,21 @@ export const STATE_COLORS: Record<string, [string, string]> = {
 /** Serialises a dashboard the way it is committed: stable key order from the builder, 2-space JSON. */
 export function toJson(built: dashboard.Dashboard): string {
   return `${JSON.stringify(built, null, 2)}\n`;
+}
+
+/** The "Rollback recommended" stat both dashboards show (readiness_rollback_recommended). */
+export function rollbackPanel(id: number, selector: string): stat.PanelBuilder {
+  return new stat.PanelBuilder()
+    .id(id)
+    .title('Rollback recommended')
+    .description('readiness_rollback_recommended: a monitor-phase gating check failed within the window after the latest deployment.')
+    .datasource(DATASOURCE)
+    .withTarget(instantQuery(`max(readiness_rollback_recommended{${selector}})`, 'rollback'))
+    .mappings(valueMappings({ 1: ['ROLL BACK', 'red'], 0: ['no', 'green'] }))
+    .thresholds(thresholds('green', [1, 'red']))
+    .colorMode(common.BigValueColorMode.Background)
+    .graphMode(common.BigValueGraphMode.None)
+    .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
+    .noValue('no data')
+    .span(6);
 }

@@ -7,6 +7,7 @@ import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as table from '@grafana/grafana-foundation-sdk/table';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import {
+  rollbackPanel,
   DATASOURCE,
   POST_DEPLOY_THRESHOLDS,
   type PostDeployThreshold,
@@ -87,20 +88,7 @@ export function postDeployMonitoring(): dashboard.DashboardBuilder {
 
     .withRow(new dashboard.RowBuilder('Deployment').id(1))
     .withPanel(
-      new stat.PanelBuilder()
-        .id(2)
-        .title('Rollback recommended')
-        .description('readiness_rollback_recommended: a monitor-phase gating check failed within the window after the latest deployment.')
-        .datasource(DATASOURCE)
-        .withTarget(instantQuery(`max(readiness_rollback_recommended{${EXPORTER}})`, 'rollback'))
-        .mappings(valueMappings({ 1: ['ROLL BACK', 'red'], 0: ['no', 'green'] }))
-        .thresholds(thresholds('green', [1, 'red']))
-        .colorMode(common.BigValueColorMode.Background)
-        .graphMode(common.BigValueGraphMode.None)
-        .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-        .noValue('no data')
-        .height(5)
-        .span(6),
+      rollbackPanel(2, EXPORTER).height(5),
     )
     .withPanel(
       new stat.PanelBuilder()

@@ -8,6 +8,7 @@ import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as table from '@grafana/grafana-foundation-sdk/table';
 import * as statetimeline from '@grafana/grafana-foundation-sdk/statetimeline';
 import {
+  rollbackPanel,
   DATASOURCE,
   RUNBOOK_BASE,
   STATE_COLORS,
@@ -85,20 +86,7 @@ export function readinessOverview(): dashboard.DashboardBuilder {
       ),
     )
     .withPanel(
-      new stat.PanelBuilder()
-        .id(4)
-        .title('Rollback recommended')
-        .description('readiness_rollback_recommended: a monitor-phase gating check failed within the window after the latest deployment.')
-        .datasource(DATASOURCE)
-        .withTarget(instantQuery(`max(readiness_rollback_recommended{${SEL}})`, 'rollback'))
-        .mappings(valueMappings({ 1: ['ROLL BACK', 'red'], 0: ['no', 'green'] }))
-        .thresholds(thresholds('green', [1, 'red']))
-        .colorMode(common.BigValueColorMode.Background)
-        .graphMode(common.BigValueGraphMode.None)
-        .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
-        .noValue('no data')
-        .height(4)
-        .span(6),
+      rollbackPanel(4, SEL).height(4),
     )
     .withPanel(
       new stat.PanelBuilder()
