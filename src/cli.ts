@@ -217,27 +217,20 @@ async function serve(
   const ownership = storeConfig.databaseUrl ? new PgLeases(storeConfig.databaseUrl, { log }) : undefined;
   const service = new Service({ file, checklist, store, log, env: io.env, concurrency: o.concurrency, ...(ownership && { ownership }) });
   const app = await buildServer({ service, log, ...(io.env.READINESS_API_TOKEN && { apiToken: io.env.READINESS_API_TOKEN }) });
-  try {
-    await app.listen({ port, host });
-  } catch (err) {
-    io.err(`cannot listen on ${host}:${port}: ${(err as Error).message}`);
-    await service.stop(0);
-    return EXIT.USAGE;
-  }
-  await service.start();
-  if (ownership) log.info({ replica: ownership.replicaId, owned: ownership.owned().length }, 'HA: running the checks this replica owns');
-  if (!io.env.READINESS_API_TOKEN) log.warn('READINESS_API_TOKEN is not set: POST routes are refused');
-
-  return new Promise<number>((resolve) => {
+  // Signals are handled before the port opens: a SIGTERM that arrives while the service is
+  // still starting (a deploy rolled back at once) must drain it, not kill it mid-write.
+  let started: Promise<void> = Promise.resolve();
+  const done = new Promise<number>((resolve) => {
     let stopping = false;
     const onHup = () => {
-      void service.reload();
+      void started.then(() => service.reload());
     };
     const onStop = (sig: string) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal: sig }, 'shutting down: no new runs, waiting for runs in flight');
       void (async () => {
+        await started.catch(() => {});
         await service.stop(o.shutdownTimeout);
         await app.close();
         process.off('SIGHUP', onHup);
@@ -250,6 +243,18 @@ async function serve(
     process.once('SIGTERM', () => onStop('SIGTERM'));
     process.once('SIGINT', () => onStop('SIGINT'));
   });
+  try {
+    await app.listen({ port, host });
+  } catch (err) {
+    io.err(`cannot listen on ${host}:${port}: ${(err as Error).message}`);
+    await service.stop(0);
+    return EXIT.USAGE;
+  }
+  started = service.start();
+  await started;
+  if (ownership) log.info({ replica: ownership.replicaId, owned: ownership.owned().length }, 'HA: running the checks this replica owns');
+  if (!io.env.READINESS_API_TOKEN) log.warn('READINESS_API_TOKEN is not set: POST routes are refused');
+  return done;
 }
 
 async function check(

@@ -27,7 +27,7 @@ export interface LeaseOptions {
   replicaId?: string;
   /** How often ownership is reconsidered (default 1 s). */
   claimMs?: number;
-  /** A replica whose heartbeat is older than this is not counted (default 15 s). */
+  /** A replica whose heartbeat is older than this is not counted, even with its session open (default 5 s). */
   staleMs?: number;
 }
 
@@ -42,6 +42,7 @@ export class PgLeases implements Ownership {
   #round: Promise<void> | undefined;
   /** The connection was lost: the locks of #owned must be taken again. */
   #relock = false;
+  #connectedOnce = false;
   readonly #opts: Required<Omit<LeaseOptions, 'replicaId'>>;
 
   constructor(
@@ -49,7 +50,7 @@ export class PgLeases implements Ownership {
     opts: LeaseOptions,
   ) {
     this.replicaId = opts.replicaId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-    this.#opts = { claimMs: 1_000, staleMs: 15_000, ...opts };
+    this.#opts = { claimMs: 1_000, staleMs: 5_000, ...opts };
   }
 
   owns(checkId: string): boolean {
@@ -80,6 +81,12 @@ export class PgLeases implements Ownership {
         // PostgreSQL down nobody can coordinate, and probing must go on. On reconnect they
         // are locked again, and any another replica took meanwhile are dropped.
         if (this.#client) this.#opts.log.warn({ err, keeping: this.#owned.size }, 'lease connection lost: keeping this replica\'s checks until PostgreSQL is back');
+        // Never connected (PostgreSQL down at start): nobody can coordinate, so this replica
+        // runs every check until it can; the relock then hands back what others hold.
+        if (!this.#connectedOnce && this.#owned.size === 0 && this.#checks.length > 0) {
+          this.#opts.log.warn({ err, checks: this.#checks.length }, 'PostgreSQL unreachable at start: running every check until leases can be taken');
+          for (const id of this.#checks) this.#owned.add(id);
+        }
         this.#client?.end().catch(() => {});
         this.#client = undefined;
         this.#relock = true;
@@ -99,6 +106,7 @@ export class PgLeases implements Ownership {
     });
     await client.connect();
     this.#client = client;
+    this.#connectedOnce = true;
     return client;
   }
 
@@ -112,13 +120,22 @@ export class PgLeases implements Ownership {
       this.#relock = false;
     }
     await c.query(
-      `INSERT INTO readiness_replicas (id, started_at, heartbeat_at) VALUES ($1, now(), now())
-       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`,
+      `INSERT INTO readiness_replicas (id, started_at, heartbeat_at, backend_pid) VALUES ($1, now(), now(), pg_backend_pid())
+       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), backend_pid = pg_backend_pid()`,
       [this.replicaId],
     );
     await c.query(`DELETE FROM readiness_replicas WHERE heartbeat_at < now() - interval '10 minutes'`);
+    // Alive: a recent heartbeat and its lease session still open. A killed replica's session
+    // ends with its socket, so the fair share grows at once and its checks are taken now.
     const live = Number(
-      (await c.query<{ n: string }>(`SELECT count(*) AS n FROM readiness_replicas WHERE heartbeat_at > now() - make_interval(secs => $1)`, [this.#opts.staleMs / 1000])).rows[0]!.n,
+      (
+        await c.query<{ n: string }>(
+          `SELECT count(*) AS n FROM readiness_replicas r
+           WHERE r.heartbeat_at > now() - make_interval(secs => $1)
+             AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid)`,
+          [this.#opts.staleMs / 1000],
+        )
+      ).rows[0]!.n,
     );
     const held = new Set(
       (await c.query<{ objid: string }>(`SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND granted`, [LOCK_CLASS])).rows.map((r) =>
@@ -128,9 +145,13 @@ export class PgLeases implements Ownership {
     );
     const fair = Math.ceil(this.#checks.length / Math.max(1, live));
 
-    // Give back what exceeds the fair share so a replica that joined gets work.
-    const mine = [...this.#owned].sort();
-    for (const id of mine.slice(fair)) await this.#release(id);
+    // Give back what exceeds the fair share so a replica that joined gets work, but only
+    // while every check has an owner: during a failover, giving back would just pass the
+    // orphans around until the dead replica's heartbeat expires.
+    if (this.#checks.every((id) => held.has(lockKey(id)))) {
+      const mine = [...this.#owned].sort();
+      for (const id of mine.slice(fair)) await this.#release(id);
+    }
 
     const free = this.#checks.filter((id) => !held.has(lockKey(id)) && !this.#owned.has(id));
     const freeNow = new Set(free);

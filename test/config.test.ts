@@ -225,3 +225,19 @@ checks:
   t.equal(res.checklist.byId.get('a')!.runbook, 'https://runbooks.example.com/readiness/checks/a');
   t.equal(res.checklist.byId.get('b')!.runbook, 'https://wiki.example.com/b', 'an explicit runbook wins');
 });
+
+t.test('a variable named by a param (bearerTokenEnv) is required like a ${VAR}', async (t) => {
+  const text = base(`  - id: h
+    title: H
+    section: s
+    severity: low
+    phase: pre-deploy
+    probe: http
+    with: { url: "https://api.example.com", bearerTokenEnv: API_TOKEN }
+`);
+  const unset = loadChecklist(text, 'c.yaml', {});
+  t.ok(unset.ok);
+  if (unset.ok) t.equal(unset.checklist.checks[0]!.unconfigured, 'environment variable API_TOKEN is not set');
+  const set = loadChecklist(text, 'c.yaml', { API_TOKEN: 'x' });
+  if (set.ok) t.equal(set.checklist.checks[0]!.unconfigured, undefined);
+});

@@ -141,3 +141,19 @@ t.test('PostgreSQL down under load: probing and serving go on, nothing acknowled
   svc.child.kill('SIGTERM');
   t.equal(await svc.exited, 0);
 });
+
+t.test('HA mode with PostgreSQL down at start: the service starts degraded and still probes', async (t) => {
+  const port = await freePort();
+  const svc = await startServe(t, ['-c', file], { READINESS_DATABASE_URL: `postgres://u:p@127.0.0.1:${port}/x?connect_timeout=1` });
+  let body: ReadinessBody | undefined;
+  for (let i = 0; i < 80; i++) {
+    body = (await (await fetch(`${svc.url}/readiness?verbose=1`)).json()) as ReadinessBody;
+    if (body.checks?.find((c) => c.id === 'closed-port')?.state === 'pass') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.match(body?.checks?.find((c) => c.id === 'closed-port'), { state: 'pass' }, 'checks run although no lease can be taken');
+  t.match(body?.store, { ok: false }, 'the store shows as degraded');
+  t.match(svc.output(), 'PostgreSQL unreachable at start: running every check until leases can be taken');
+  svc.child.kill('SIGTERM');
+  t.equal(await svc.exited, 0);
+});

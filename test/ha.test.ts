@@ -51,6 +51,9 @@ ${CHECKS.map(
   );
 
   const replicas = await Promise.all([0, 1, 2].map(() => startServe(t, ['-c', file], { READINESS_DATABASE_URL: url })));
+  t.teardown(() => {
+    if (!t.passing()) for (const r of replicas) t.comment(r.output().split('\n').filter((l) => /"level":(40|50)/.test(l)).join('\n'));
+  });
   const health = async (r: { url: string }) => (await (await fetch(`${r.url}/healthz`)).json()) as Health;
 
   // Ownership settles into a partition of the checks.

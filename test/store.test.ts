@@ -117,7 +117,10 @@ t.test('postgres', async (t) => {
     const stores = await Promise.all([open(url), open(url), open(url)]);
     t.teardown(() => Promise.all(stores.map((s) => s.close())));
     const rows = await pg.query<{ version: number; name: string }>('SELECT version, name FROM readiness_schema_migrations ORDER BY version', [], url.split('/').pop()!.split('?')[0]);
-    t.same(rows, [{ version: 1, name: '001_initial' }]);
+    t.same(rows, [
+      { version: 1, name: '001_initial' },
+      { version: 2, name: '002_replica_backend_pid' },
+    ]);
   });
 
   t.test('replicas see each other\'s writes', async (t) => {

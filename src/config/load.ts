@@ -366,12 +366,16 @@ function buildCheck(
       };
       reportSchemaErrors(r, errs.filter(inWith), at('with'));
       if (c.target) reportSchemaErrors(r, errs.filter((e) => !inWith(e)), ['targets', c.target]);
-    } else if (missing.length === 0 && kind.validate) {
-      for (const msg of kind.validate(params as never)) {
-        // "query: PromQL syntax error ..." points at the query itself when it is in `with:`.
-        const param = /^([A-Za-z_]\w*)(?:\[\d+\])?:/.exec(msg)?.[1];
-        r.at(param !== undefined && Object.hasOwn(c.with ?? {}, param) ? at('with', param) : at('with'), msg);
+    } else {
+      if (missing.length === 0 && kind.validate) {
+        for (const msg of kind.validate(params as never)) {
+          // "query: PromQL syntax error ..." points at the query itself when it is in `with:`.
+          const param = /^([A-Za-z_]\w*)(?:\[\d+\])?:/.exec(msg)?.[1];
+          r.at(param !== undefined && Object.hasOwn(c.with ?? {}, param) ? at('with', param) : at('with'), msg);
+        }
       }
+      // Variables the params name (tokenEnv: GRAFANA_TOKEN) count like unset ${VAR}s.
+      for (const name of kind.requiredEnv?.(params as never) ?? []) if (!env[name] && !missing.includes(name)) missing.push(name);
     }
   }
 

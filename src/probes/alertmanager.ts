@@ -13,6 +13,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
 import {
   CONNECTION_PARAMS,
+  connectionEnv,
   connectionProblems,
   decode,
   formatLabels,
@@ -93,6 +94,7 @@ export default defineProbe({
     updated_seconds: { type: 'number', unit: 's', description: 'alert: seconds since Alertmanager last received the alert from Prometheus (Prometheus re-sends firing alerts every minute).' },
   },
 
+  requiredEnv: connectionEnv,
   validate(p) {
     const problems = [...connectionProblems(p), ...measureProblems(p.measure, p, MEASURE_PARAMS)];
     if ((p.measure === 'receivers' || p.measure === 'route') && !p.receiver && !p.integration && !p.channel && !p.to) {

@@ -339,6 +339,12 @@ export default defineProbe({
     client_email: { type: 'string', description: 'gcp: the service account.' },
   },
 
+  requiredEnv(p) {
+    if (p.provider === 'aws') return [p.accessKeyIdEnv, p.secretAccessKeyEnv];
+    // gcp may also read keyFile or GOOGLE_APPLICATION_CREDENTIALS: only an explicit keyEnv is required.
+    const name = p.keyEnv ?? DEFAULT_KEY_ENV[p.provider];
+    return name ? [name] : [];
+  },
   validate(p) {
     const problems: string[] = [];
     for (const [k, providers] of Object.entries(ONLY)) {

@@ -415,6 +415,7 @@ export default defineProbe({
     analysis_errors: { type: 'number', description: 'code_scanning: tools whose latest analysis reported an error.' },
   },
 
+  requiredEnv: (p) => [p.tokenEnv],
   validate(p) {
     const problems: string[] = [];
     for (const k of NEEDS[p.measure]) if (p[k] === undefined) problems.push(`measure ${p.measure} needs ${k}`);

@@ -2,7 +2,8 @@
 // uid or by exact title, optionally in a given folder. Authenticates with a service account
 // token (tokenEnv) or Basic auth; `orgId` selects the organisation.
 import { Type, type Static } from '@sinclair/typebox';
-import { CONNECTION_PARAMS, connectionProblems, decode, listSome, withApi, type ApiClient } from './prometheus.js';
+import { CONNECTION_PARAMS, connectionEnv,
+  connectionProblems, decode, listSome, withApi, type ApiClient } from './prometheus.js';
 import { defineProbe, type Observation } from './types.js';
 
 const params = Type.Object(
@@ -53,6 +54,7 @@ export default defineProbe({
     dashboards: { type: 'any', description: 'The dashboards found, as "Title" (uid) in Folder (a list).' },
   },
 
+  requiredEnv: connectionEnv,
   validate(p) {
     const problems = connectionProblems(p);
     if (!p.titles && !p.uids) problems.push('set "titles" and/or "uids": the dashboards that must exist');

@@ -141,6 +141,7 @@ export default defineProbe({
     url: { type: 'string', description: 'Final URL, without credentials.' },
   },
 
+  requiredEnv: (p) => (p.bearerTokenEnv ? [p.bearerTokenEnv] : []),
   validate(p) {
     const problems: string[] = [];
     try {

@@ -4,7 +4,8 @@
 //             no-data, so the check's onNoData decides (set onNoData: fail for "traces flow")
 import { Type, type Static } from '@sinclair/typebox';
 import { parseDuration, formatDuration } from '../config/duration.js';
-import { CONNECTION_PARAMS, connectionProblems, decode, listSome, measureProblems, withApi, type ApiClient } from './prometheus.js';
+import { CONNECTION_PARAMS, connectionEnv,
+  connectionProblems, decode, listSome, measureProblems, withApi, type ApiClient } from './prometheus.js';
 import { defineProbe, ProbeError, type Observation } from './types.js';
 
 export const MEASURES = ['services', 'traces'] as const;
@@ -52,6 +53,7 @@ export default defineProbe({
     latest_age_seconds: { type: 'number', unit: 's', description: 'traces: seconds since the newest span found started.' },
   },
 
+  requiredEnv: connectionEnv,
   validate(p) {
     const problems = [...connectionProblems(p), ...measureProblems(p.measure, p, MEASURE_PARAMS)];
     if (p.lookback !== undefined) {

@@ -4,7 +4,8 @@
 // is no-data, decided by the check's onNoData. The query's structure is checked at load; Loki
 // itself parses it fully and a 400 names the problem.
 import { Type, type Static } from '@sinclair/typebox';
-import { CONNECTION_PARAMS, connectionProblems, decode, envelopeData, queryObservation, reduceParam, withApi, type ApiClient } from './prometheus.js';
+import { CONNECTION_PARAMS, connectionEnv,
+  connectionProblems, decode, envelopeData, queryObservation, reduceParam, withApi, type ApiClient } from './prometheus.js';
 import { defineProbe, type Observation } from './types.js';
 
 const params = Type.Object(
@@ -72,6 +73,7 @@ export default defineProbe({
     'labels.*': { type: 'string', description: 'Labels of the series the value came from (reduce single, max, min).' },
   },
 
+  requiredEnv: connectionEnv,
   validate(p) {
     return [...connectionProblems(p), ...logqlProblems(p.query).map((m) => `query: ${m}`)];
   },

@@ -76,6 +76,7 @@ export default defineProbe({
     ends_in_seconds: { type: 'number', unit: 's', description: 'Until the first current shift ends (absent when none has an end).' },
   },
 
+  requiredEnv: (p) => [p.tokenEnv],
   validate(p) {
     const bad = httpUrlProblem('baseUrl', p.baseUrl);
     return bad ? [bad] : [];

@@ -161,6 +161,7 @@ export default defineProbe({
     firing_alerts: { type: 'any', description: 'alerts: the counted alerts as alertname{labels} (a list).' },
   },
 
+  requiredEnv: connectionEnv,
   validate(p) {
     const problems = [...connectionProblems(p), ...measureProblems(p.measure, p, MEASURE_PARAMS)];
     if (p.query !== undefined) problems.push(...promqlProblems(p.query).map((m) => `query: ${m}`));
@@ -481,6 +482,11 @@ function tail(s: string, n: number): string {
 // =============================================================================================
 
 /** Problems with the connection params, found at load. */
+/** The variables a connection's credentials come from (for ProbeKind.requiredEnv). */
+export function connectionEnv(p: ConnectionParams): string[] {
+  return [p.tokenEnv, p.usernameEnv, p.passwordEnv].filter((n): n is string => typeof n === 'string' && n !== '');
+}
+
 export function connectionProblems(p: ConnectionParams): string[] {
   const problems: string[] = [];
   let u: URL | undefined;

@@ -71,6 +71,7 @@ export default defineProbe({
     duration_ms: { type: 'number', unit: 'ms', description: 'From the first request to the last answer.' },
   },
 
+  requiredEnv: (p) => (p.bearerTokenEnv ? [p.bearerTokenEnv] : []),
   validate(p) {
     const problems: string[] = [];
     try {

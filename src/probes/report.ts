@@ -458,6 +458,7 @@ export default defineProbe({
     match_number: { type: 'number', description: 'text: the capture as a number, when it is one (the value).' },
   },
 
+  requiredEnv: (p) => (p.bearerTokenEnv ? [p.bearerTokenEnv] : []),
   validate(p) {
     const problems: string[] = [];
     if (isUrl(p.source)) {

@@ -97,6 +97,7 @@ export default defineProbe({
     truncated: { type: 'boolean', description: 'More than maxObjects keys: the listing stopped early.' },
   },
 
+  requiredEnv: (p) => (p.credentials === 'env' ? [p.accessKeyIdEnv, p.secretAccessKeyEnv] : []),
   validate(p) {
     const problems: string[] = [];
     if (p.pattern !== undefined) {

@@ -78,6 +78,12 @@ export interface ProbeKind<S extends TSchema = TSchema> {
    * logged, never shown in /readiness or /checks.
    */
   secretParams?: readonly string[];
+  /**
+   * Names of the environment variables a check's params say it needs (a token named by
+   * `tokenEnv`). One that is unset makes the check `unconfigured` at load, like an unset
+   * `${VAR}`, so `readiness validate` lists it and it is never run half-configured.
+   */
+  requiredEnv?(params: Static<S>): string[];
   /** Called once per loaded checklist for each check of this kind: extra validation beyond the schema. */
   validate?(params: Static<S>): string[];
   run(params: Static<S>, ctx: ProbeContext): Promise<Observation>;
