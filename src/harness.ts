@@ -8,6 +8,7 @@ import type { CheckDef } from './config/types.js';
 import { ProbeError, type Observation } from './probes/types.js';
 import { reasonFromError, type Reason } from './reasons.js';
 import type { CheckStatus, ConditionOutcome, Records, RunResult, RunState } from './store/types.js';
+import { scrubSecrets } from './probes/shared.js';
 
 export interface RunDeps {
   log: Logger;
@@ -26,9 +27,7 @@ class TimeoutError extends Error {
 
 /** Replaces every secret value that reached the check's params with `***`. */
 export function redact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
-  return out;
+  return scrubSecrets(text, secrets, 4);
 }
 
 function oneLine(s: string, max = 500): string {

@@ -15,7 +15,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Agent, request } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
-import { httpUrlProblem } from './shared.js';
+import { httpUrlProblem, scrubSecrets } from './shared.js';
 
 export const PROVIDERS = ['stripe', 'openai', 'aws', 'azure', 'gcp'] as const;
 type Provider = (typeof PROVIDERS)[number];
@@ -314,12 +314,6 @@ function secretsOf(p: Params, ctx: ProbeContext): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
-function scrub(text: string, secrets: string[]): string {
-  let out = text;
-  for (const v of secrets) out = out.split(v).join('***');
-  return out;
-}
-
 export default defineProbe({
   kind: 'credential',
   description: "Whether an API credential is accepted: the provider's cheapest authenticated call (Stripe, OpenAI, AWS STS, Azure AD, Google).",
@@ -384,20 +378,20 @@ export default defineProbe({
           v = await gcp(p, ctx, agent);
           break;
       }
-      return { value: 1, fields: { valid: true, status: 200, ...v.fields, ...took() }, message: scrub(v.summary, secrets) };
+      return { value: 1, fields: { valid: true, status: 200, ...v.fields, ...took() }, message: scrubSecrets(v.summary, secrets) };
     } catch (err) {
       if (err instanceof Rejected) {
         const extra = (err as Rejected & { fields?: Record<string, unknown> }).fields ?? {};
         const fields = { valid: false, ...(err.status !== undefined && { status: err.status }), ...extra, ...took() };
-        return { value: 0, fields, failure: { reason: err.reason, message: scrub(err.message, secrets) } };
+        return { value: 0, fields, failure: { reason: err.reason, message: scrubSecrets(err.message, secrets) } };
       }
       if (err instanceof ProbeError) {
-        const scrubbed = scrub(err.message, secrets);
+        const scrubbed = scrubSecrets(err.message, secrets);
         if (err.reason === 'timeout') throw new ProbeError('timeout', scrubbed);
         return { fields: {}, error: { reason: err.reason, message: scrubbed } };
       }
       // Not ours: never let an unknown error carry a key into a log.
-      throw new ProbeError('error', scrub(err instanceof Error ? err.message : String(err), secrets));
+      throw new ProbeError('error', scrubSecrets(err instanceof Error ? err.message : String(err), secrets));
     } finally {
       await agent.destroy();
     }

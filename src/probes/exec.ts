@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Type } from '@sinclair/typebox';
 import { defineProbe, ProbeError, type Observation } from './types.js';
+import { scrubSecrets } from './shared.js';
 
 const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
 
@@ -57,12 +58,6 @@ class Tail {
     // Drop a partial UTF-8 sequence at the cut.
     return all.subarray(Math.max(0, all.length - this.cap)).toString('utf8').replace(/^\uFFFD+/, '');
   }
-}
-
-function scrub(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) out = out.split(s).join('***');
-  return out;
 }
 
 /** The last `n` non-empty lines, joined on one line. */
@@ -166,7 +161,7 @@ export default defineProbe({
     killGroup(child.pid, 'SIGKILL');
     clearTimeout(killTimer);
 
-    const output = scrub(tail.text(), secrets);
+    const output = scrubSecrets(tail.text(), secrets);
     const last = lastLines(output, p.tailLines);
     const said = last ? `; last output: ${last}` : '; no output';
     if (signal.aborted) {

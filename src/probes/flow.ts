@@ -13,6 +13,7 @@ import { Agent, request } from 'undici';
 import { ConditionError, evaluateCondition, parseCondition, resolveField, type Condition } from '../conditions.js';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type FieldSpecs, type Observation } from './types.js';
+import { scrubSecrets } from './shared.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';
@@ -148,11 +149,7 @@ function isPlainLocation(v: unknown): boolean {
 
 /** Replaces each secret and captured value (4+ characters) with ***. */
 function scrubber(values: () => string[]): (text: string) => string {
-  return (text) => {
-    let out = text;
-    for (const v of values().sort((a, b) => b.length - a.length)) out = out.split(v).join('***');
-    return out;
-  };
+  return (text) => scrubSecrets(text, values());
 }
 
 export default defineProbe({

@@ -12,7 +12,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import pg from 'pg';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
-import { untilAborted } from './shared.js';
+import { scrubSecrets, untilAborted } from './shared.js';
 
 export const MEASURES = ['ready', 'connection_headroom', 'connection_usage', 'indexes', 'slow_queries', 'migrations', 'wal_archive_age', 'query'] as const;
 export type Measure = (typeof MEASURES)[number];
@@ -270,7 +270,7 @@ const SQLSTATE_REASON: Record<string, [Reason, ServerStatus]> = {
 
 function classify(err: unknown, conn: Connection, timeoutMs: number): Classified {
   const e = err as { code?: string; message?: string; severity?: string };
-  const redact = (s: string) => (conn.password.length >= 3 ? s.split(conn.password).join('***') : s);
+  const redact = (s: string) => scrubSecrets(s, [conn.password], 3);
   const text = redact(String(e?.message ?? err));
   if (err instanceof ProbeError) return { reason: err.reason, message: redact(err.message), status: err.reason === 'timeout' ? 'no_response' : 'accepting' };
   const code = e?.code ?? '';

@@ -18,6 +18,7 @@ import { Value } from '@sinclair/typebox/value';
 import { Agent, request } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { scrubSecrets } from './shared.js';
 
 // =============================================================================================
 // The prometheus kind
@@ -634,9 +635,7 @@ export class ApiClient {
 
   /** Replaces credential values in a text by *** (servers may echo what they were sent). */
   scrub(text: string): string {
-    let out = text;
-    for (const s of this.credentials.values) if (s.length >= 4) out = out.split(s).join('***');
-    return out;
+    return scrubSecrets(text, this.credentials.values, 4);
   }
 
   close(): Promise<void> {

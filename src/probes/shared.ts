@@ -23,3 +23,14 @@ export function httpUrlProblem(name: string, value: string): string | undefined 
     return `${name} is not a valid URL`;
   }
 }
+
+/**
+ * Replaces every secret in a text with `***`, longest first (so a secret containing another
+ * is hidden whole). Values shorter than `minLength` are left alone: scrubbing "1" or "ab"
+ * would garble messages without hiding anything worth hiding.
+ */
+export function scrubSecrets(text: string, secrets: Iterable<string>, minLength = 1): string {
+  let out = text;
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) if (s.length >= minLength) out = out.split(s).join('***');
+  return out;
+}
