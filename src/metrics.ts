@@ -14,7 +14,7 @@ export interface MetricsSource {
   views(): CheckView[];
   schedulerStats(): SchedulerStats;
   storeHealth(): StoreHealth;
-  rollbackRecommended(): boolean;
+  rollbackRecommended(views?: CheckView[]): boolean;
   deploymentWindow(): { deployment?: { at: number }; open: boolean };
   reloads(): { success: number; failure: number; lastSuccessful: boolean; lastSuccessAt: number };
   version: string;
@@ -39,7 +39,7 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
     views: () => (memo ??= source.views()),
     schedulerStats: () => source.schedulerStats(),
     storeHealth: () => source.storeHealth(),
-    rollbackRecommended: () => source.rollbackRecommended(),
+    rollbackRecommended: () => source.rollbackRecommended(src.views()),
     deploymentWindow: () => source.deploymentWindow(),
     reloads: () => source.reloads(),
   };

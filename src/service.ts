@@ -89,13 +89,14 @@ export class Service implements MetricsSource {
   }
 
   /** A gating monitor-phase check fails inside the window after the latest deployment. */
-  rollbackRecommended(now = Date.now()): boolean {
-    return this.rollbackCauses(now).length > 0;
+  rollbackRecommended(views: CheckView[] = this.views()): boolean {
+    return this.rollbackCauses(views).length > 0;
   }
 
-  rollbackCauses(now = Date.now()): CheckView[] {
-    if (!this.deploymentWindow(now).open) return [];
-    return this.views(now).filter((v) => v.def.phase === 'monitor' && v.gating && v.state === 'fail');
+  /** Pass the views a caller already has, so its verdict and this one describe one instant. */
+  rollbackCauses(views: CheckView[] = this.views()): CheckView[] {
+    // views() makes monitor checks gating only while the window is open: that is the window test.
+    return views.filter((v) => v.def.phase === 'monitor' && v.gating && v.state === 'fail');
   }
 
   readonly #marking = new Set<string>();

@@ -133,13 +133,14 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         const parsed = parseFilters(req.query, service.checklist());
         if (!parsed.ok) throw new ApiError('RDY_BAD_FILTER', parsed.error);
         const verbose = ['1', 'true'].includes(String(req.query.verbose ?? ''));
-        const body = readiness(service.checklist(), service.views(), parsed.filters, Date.now(), verbose);
+        const views = service.views();
+        const body = readiness(service.checklist(), views, parsed.filters, Date.now(), verbose);
         const store = service.storeHealth();
         if (!store.ok) body.store = store;
         const w = service.deploymentWindow();
         if (w.deployment) {
           body.deployment = { version: w.deployment.version, at: new Date(w.deployment.at).toISOString(), windowOpen: w.open, windowEndsAt: new Date(w.endsAt!).toISOString() };
-          const causes = service.rollbackCauses();
+          const causes = service.rollbackCauses(views);
           body.rollback = { recommended: causes.length > 0, failing: causes.map((v) => v.def.id) };
         }
         return reply.code(body.ready ? 200 : 503).send(body);
