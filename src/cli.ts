@@ -274,13 +274,8 @@ async function check(
   // this one-off run's results out of its history.
   const records = checklist.checks.some((c) => c.kind === 'attestation') ? createStore(storeConfigFromEnv(io.env, log)) : undefined;
   await records?.init({ tolerateDown: true });
-  const store = new MemoryStore();
-  if (records) {
-    store.attestations = (check) => records.attestations(check);
-    store.deployments = (limit) => records.deployments(limit);
-  }
   try {
-    views = await runOnce(checklist, { store, log, env: io.env, concurrency: o.concurrency, only });
+    views = await runOnce(checklist, { store: new MemoryStore(), ...(records && { records }), log, env: io.env, concurrency: o.concurrency, only });
   } finally {
     await closeProbeKinds();
     await records?.close();

@@ -11,7 +11,7 @@ import type { CheckDef, Checklist } from './config/types.js';
 import type { Ownership } from './ha.js';
 import { dependencyResult, nextStatus, runCheck } from './harness.js';
 import { viewCheck, type CheckView } from './state.js';
-import { isPassing, type CheckStatus, type RunResult, type Store } from './store/types.js';
+import { isPassing, type CheckStatus, type Records, type RunResult, type Store } from './store/types.js';
 
 export interface SchedulerOptions {
   store: Store;
@@ -26,6 +26,8 @@ export interface SchedulerOptions {
   stats?: SchedulerStats;
   /** In HA, which checks this replica runs; the others' results arrive through the store. */
   ownership?: Ownership;
+  /** Where attestations and deployments are read (default: the store). */
+  records?: Records;
   /** Called with every new status (after it is handed to the store). */
   onStatus?: (def: CheckDef, status: CheckStatus) => void;
 }
@@ -67,7 +69,8 @@ export class Scheduler {
   readonly #slots = new Map<string, Slot>();
   readonly #queue: { slot: Slot; due: number; resolve: (s: CheckStatus) => void; reject: (e: Error) => void }[] = [];
   readonly #ac = new AbortController();
-  readonly #opts: Required<Omit<SchedulerOptions, 'env' | 'stats' | 'ownership' | 'onStatus'>> & {
+  readonly #opts: Required<Omit<SchedulerOptions, 'env' | 'stats' | 'ownership' | 'onStatus' | 'records'>> & {
+    records?: Records;
     env: NodeJS.ProcessEnv;
     ownership?: Ownership;
     onStatus?: SchedulerOptions['onStatus'];
@@ -246,7 +249,7 @@ export class Scheduler {
       env: this.#opts.env,
       signal: this.#ac.signal,
       latestValue: (id) => store.latest(id)?.value,
-      records: store,
+      records: this.#opts.records ?? store,
     }).catch((err: unknown) => {
       // runCheck catches probe errors itself; this is a bug in the harness, kept as data.
       this.#opts.log.error({ err, check: def.id }, 'harness failed');

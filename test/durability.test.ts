@@ -157,3 +157,20 @@ t.test('HA mode with PostgreSQL down at start: the service starts degraded and s
   svc.child.kill('SIGTERM');
   t.equal(await svc.exited, 0);
 });
+
+t.test('readiness check reads attestations from the store the service uses', async (t) => {
+  const { CachedStore } = await import('../src/store/cached.js');
+  const { SqliteBackend } = await import('../src/store/sqlite.js');
+  const dataDir = join(dir, 'check-data');
+  const only = ['check', '-c', file, '--only', 'dr-runbook-reviewed'];
+  const before = await runCli(only, { env: { READINESS_DATA_DIR: dataDir } });
+  t.equal(before.code, 1, 'not attested yet');
+  t.match(before.stdout, 'not attested: needs an attestation by devops-lead');
+  const store = new CachedStore(new SqliteBackend(join(dataDir, 'readiness.sqlite')));
+  await store.init();
+  await store.addAttestation({ id: 'a1', check: 'dr-runbook-reviewed', by: 'Grace', role: 'devops-lead', createdAt: Date.now(), expiresAt: Date.now() + 86_400_000 });
+  await store.close();
+  const after = await runCli(only, { env: { READINESS_DATA_DIR: dataDir } });
+  t.equal(after.code, 0, after.stderr);
+  t.match(after.stdout, 'attested by Grace (devops-lead)');
+});
