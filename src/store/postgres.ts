@@ -5,11 +5,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Backend, Snapshot } from './cached.js';
-import type { Attestation, CheckStatus, Deployment, RunResult } from './types.js';
+import { pruneEvery, type Attestation, type CheckStatus, type Deployment, type RunResult } from './types.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/postgres/', import.meta.url));
 /** Serialises migrations across replicas starting at once (an arbitrary, fixed key). */
 const MIGRATION_LOCK = 7_274_700;
+/** Everything of one check older than its `$2` newest rows; both halves walk (check_id, id DESC). */
+export const PRUNE_SQL = `DELETE FROM readiness_check_history WHERE check_id = $1 AND id <= (
+  SELECT id FROM readiness_check_history WHERE check_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)`;
+
 /** Reads back a little before the cursor: sequence values can commit out of order. */
 const CHANGE_LAG = 1000;
 
@@ -107,7 +111,8 @@ export class PostgresBackend implements Backend {
   readonly kind = 'postgres';
   readonly pool: pg.Pool;
   #cursor = 0;
-  #writes = 0;
+  /** Writes per check since its last prune (see pruneEvery). */
+  readonly #sincePrune = new Map<string, number>();
   readonly historyLimit: number;
 
   constructor(
@@ -161,14 +166,11 @@ export class PostgresBackend implements Backend {
         [s.check, JSON.stringify(s), ts(s.last.finishedAt)],
       );
       await client.query('INSERT INTO readiness_check_history (check_id, result, finished_at) VALUES ($1, $2, $3)', [s.check, JSON.stringify(s.last), ts(s.last.finishedAt)]);
-      if (++this.#writes % 50 === 0) {
-        await client.query(
-          `DELETE FROM readiness_check_history h USING (
-             SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY check_id ORDER BY id DESC) AS n FROM readiness_check_history) x WHERE n > $1
-           ) old WHERE h.id = old.id`,
-          [this.historyLimit],
-        );
-      }
+      // Per check, by index: a write costs the same whatever the total history.
+      const n = (this.#sincePrune.get(s.check) ?? Infinity) + 1;
+      const prune = n >= pruneEvery(this.historyLimit);
+      this.#sincePrune.set(s.check, prune ? 0 : n);
+      if (prune) await client.query(PRUNE_SQL, [s.check, this.historyLimit]);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});

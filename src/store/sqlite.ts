@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Backend, Snapshot } from './cached.js';
-import type { Attestation, CheckStatus, Deployment, RunResult } from './types.js';
+import { pruneEvery, type Attestation, type CheckStatus, type Deployment, type RunResult } from './types.js';
 
 /** Each entry is one schema version; user_version records how many have been applied. */
 const MIGRATIONS = [
@@ -17,10 +17,24 @@ const MIGRATIONS = [
    CREATE TABLE deployments (id TEXT PRIMARY KEY, doc TEXT NOT NULL, at INTEGER NOT NULL);`,
 ];
 
+/** What one status write runs, prepared once at open. */
+const WRITE_SQL = {
+  latest:
+    'INSERT INTO check_latest (check_id, status, finished_at) VALUES (?, ?, ?) ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at',
+  append: 'INSERT INTO check_history (check_id, result, finished_at) VALUES (?, ?, ?)',
+  // Everything of this check older than its `limit` newest rows; both halves walk the index.
+  prune: `DELETE FROM check_history WHERE check_id = @check AND id <= (
+            SELECT id FROM check_history WHERE check_id = @check ORDER BY id DESC LIMIT 1 OFFSET @keep)`,
+} as const;
+
+type Statements = { [K in keyof typeof WRITE_SQL]: Database.Statement } & { history: Database.Statement };
+
 export class SqliteBackend implements Backend {
   readonly kind = 'sqlite';
   #db: Database.Database | undefined;
-  #writes = 0;
+  #stmts: Statements | undefined;
+  /** Writes per check since its last prune. */
+  readonly #sincePrune = new Map<string, number>();
 
   constructor(
     readonly file: string,
@@ -50,6 +64,12 @@ export class SqliteBackend implements Backend {
       }
     })();
     this.#db = db;
+    this.#stmts = {
+      latest: db.prepare(WRITE_SQL.latest),
+      append: db.prepare(WRITE_SQL.append),
+      prune: db.prepare(WRITE_SQL.prune),
+      history: db.prepare('SELECT result FROM check_history WHERE check_id = ? ORDER BY id DESC LIMIT ?'),
+    };
     const statuses = db.prepare('SELECT status FROM check_latest').all() as { status: string }[];
     const att = db.prepare('SELECT doc FROM attestations').all() as { doc: string }[];
     const dep = db.prepare('SELECT doc FROM deployments ORDER BY at DESC LIMIT 1000').all() as { doc: string }[];
@@ -60,31 +80,34 @@ export class SqliteBackend implements Backend {
     };
   }
 
+  get #s(): Statements {
+    if (!this.#stmts) throw new Error('sqlite store is not open');
+    return this.#stmts;
+  }
+
   async writeStatus(s: CheckStatus): Promise<void> {
-    const db = this.db;
-    db.transaction(() => {
-      db.prepare('INSERT INTO check_latest (check_id, status, finished_at) VALUES (?, ?, ?) ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at').run(
-        s.check,
-        JSON.stringify(s),
-        s.last.finishedAt,
-      );
-      db.prepare('INSERT INTO check_history (check_id, result, finished_at) VALUES (?, ?, ?)').run(s.check, JSON.stringify(s.last), s.last.finishedAt);
-      // Pruning every write would double the work; every 50th write keeps each check near its limit.
-      if (++this.#writes % 50 === 0) this.#prune();
+    const st = this.#s;
+    this.db.transaction(() => {
+      st.latest.run(s.check, JSON.stringify(s), s.last.finishedAt);
+      st.append.run(s.check, JSON.stringify(s.last), s.last.finishedAt);
+      this.#maybePrune(s.check);
     })();
   }
 
-  #prune(): void {
-    this.db
-      .prepare(
-        `DELETE FROM check_history WHERE id IN (
-           SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY check_id ORDER BY id DESC) AS n FROM check_history) WHERE n > ?)`,
-      )
-      .run(this.historyLimit);
+  /** Prunes one check's history every pruneEvery(limit) of its writes; returns the rows deleted. */
+  #maybePrune(check: string): number {
+    // A check not seen since open is pruned at its first write: the bound holds across restarts.
+    const n = (this.#sincePrune.get(check) ?? Infinity) + 1;
+    if (n < pruneEvery(this.historyLimit)) {
+      this.#sincePrune.set(check, n);
+      return 0;
+    }
+    this.#sincePrune.set(check, 0);
+    return this.#s.prune.run({ check, keep: this.historyLimit }).changes;
   }
 
   async history(check: string, limit: number): Promise<RunResult[]> {
-    const rows = this.db.prepare('SELECT result FROM check_history WHERE check_id = ? ORDER BY id DESC LIMIT ?').all(check, Math.min(limit, this.historyLimit)) as { result: string }[];
+    const rows = this.#s.history.all(check, Math.min(limit, this.historyLimit)) as { result: string }[];
     return rows.map((r) => JSON.parse(r.result) as RunResult);
   }
 
@@ -99,5 +122,6 @@ export class SqliteBackend implements Backend {
   async close(): Promise<void> {
     this.#db?.close();
     this.#db = undefined;
+    this.#stmts = undefined;
   }
 }

@@ -50,6 +50,15 @@ export interface CheckStatus {
   runs: Partial<Record<RunState, number>>;
 }
 
+/**
+ * A check's history is pruned after every this many of its own writes: it holds between
+ * `limit` and `limit + pruneEvery - 1` rows, and each prune reads one check's newest rows
+ * through the (check_id, id) index, so a write costs the same at 10k or 10M rows in total.
+ */
+export function pruneEvery(limit: number): number {
+  return Math.max(1, Math.min(50, Math.ceil(limit / 10)));
+}
+
 export interface StoreHealth {
   ok: boolean;
   message: string;
