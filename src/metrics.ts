@@ -46,6 +46,22 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
   const reg = new Registry();
   const registers = [reg];
   const checkLabels = (v: CheckView) => ({ check: v.def.id });
+  /**
+   * A label-less gauge with no sample while its value is unknown. prom-client's reset() puts
+   * a label-less gauge back at 0, which a reader cannot tell from a real 0 (a deployment at
+   * the epoch): every "absent until known" family without labels goes through here.
+   */
+  const optionalGauge = (name: string, help: string, read: () => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        const x = read();
+        if (x === undefined || !Number.isFinite(x)) this.remove({});
+        else this.set(x);
+      },
+    });
 
   new Gauge({
     name: 'readiness_check_passing',
@@ -130,15 +146,9 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
       this.set(src.rollbackRecommended() ? 1 : 0);
     },
   });
-  new Gauge({
-    name: 'readiness_deployment_timestamp_seconds',
-    help: 'Unix time the latest recorded deployment went out (POST /deployments); absent before the first.',
-    registers,
-    collect() {
-      this.reset();
-      const d = src.deploymentWindow().deployment;
-      if (d) this.set(d.at / 1000);
-    },
+  optionalGauge('readiness_deployment_timestamp_seconds', 'Unix time the latest recorded deployment went out (POST /deployments); absent before the first.', () => {
+    const d = src.deploymentWindow().deployment;
+    return d && d.at / 1000;
   });
   new Gauge({
     name: 'readiness_deployment_window_open',

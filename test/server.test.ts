@@ -181,6 +181,23 @@ t.test('metrics: every family of the contract, read at scrape time', async (t) =
   t.match(again, 'readiness_check_passing{check="db-up",section="database",severity="high",phase="pre-deploy"} 1', 'the next scrape sees the new state');
 });
 
+t.test('metrics: a family whose value is unknown has no sample, not a 0', async (t) => {
+  const s = setup(t);
+  const app = await s.app();
+  s.setDb(false);
+  await s.runAll();
+  const sample = (body: string, name: string) => body.split('\n').filter((l) => l === name || l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  const before = (await app.inject('/metrics')).body;
+  t.match(before, '# TYPE readiness_deployment_timestamp_seconds gauge', 'the family is declared');
+  t.same(sample(before, 'readiness_deployment_timestamp_seconds'), [], 'no deployment yet: no sample (a 0 would read as a deployment in 1970)');
+  t.match(before, 'readiness_deployment_window_open 0', 'the window is known to be closed');
+  t.same(sample(before, 'readiness_check_last_pass_timestamp_seconds').filter((l) => l.includes('"db-up"') || l.includes('"no-env"')), [], 'never passed: no sample');
+  const at = Date.now() - 60_000;
+  await s.service.opts.store.addDeployment({ id: '00000000-0000-4000-8000-000000000001', version: '1.2.3', at, createdAt: at, source: 'api' });
+  const after = (await app.inject('/metrics')).body;
+  t.same(sample(after, 'readiness_deployment_timestamp_seconds'), [`readiness_deployment_timestamp_seconds ${at / 1000}`], 'the deployment time once one is recorded');
+});
+
 t.test('health, docs, index and unknown routes', async (t) => {
   const s = setup(t);
   const app = await s.app();
