@@ -228,6 +228,7 @@ async function serve(
     const onStop = (sig: string) => {
       if (stopping) return;
       stopping = true;
+      service.markStopping();
       log.info({ signal: sig }, 'shutting down: no new runs, waiting for runs in flight');
       void (async () => {
         await started.catch(() => {});

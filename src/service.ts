@@ -24,6 +24,9 @@ export interface ServiceOptions {
   ownership?: Ownership & { readonly replicaId: string; owned(): string[]; start(checks: readonly string[]): Promise<void>; stop(): Promise<void> };
 }
 
+/** Where the replica is in its life: /readyz answers 200 only while `running`. */
+export type Lifecycle = 'starting' | 'running' | 'stopping';
+
 export type ReloadResult = { ok: true; checks: number } | { ok: false; diagnostics: Diagnostic[] };
 
 export class Service implements MetricsSource {
@@ -31,6 +34,7 @@ export class Service implements MetricsSource {
   #scheduler: Scheduler;
   #reloads = { success: 0, failure: 0, lastSuccessful: true, lastSuccessAt: Date.now() };
   readonly #stats: SchedulerStats = { skipped: 0, lagSeconds: 0, maxLagSeconds: 0, running: 0, queued: 0, storeErrors: 0 };
+  #lifecycle: Lifecycle = 'starting';
 
   constructor(readonly opts: ServiceOptions) {
     this.#scheduler = this.#makeScheduler(opts.checklist);
@@ -53,7 +57,19 @@ export class Service implements MetricsSource {
   async start(): Promise<void> {
     await this.opts.ownership?.start(this.checklist().checks.map((c) => c.id));
     this.#scheduler.start();
+    // A SIGTERM that arrived while starting has already moved the replica to `stopping`.
+    if (this.#lifecycle === 'starting') this.#lifecycle = 'running';
     this.opts.log.info({ checklist: this.checklist().name, checks: this.checklist().checks.length }, 'scheduler started');
+  }
+
+  /** starting until start() has restored state and begun scheduling; stopping from SIGTERM on. */
+  get lifecycle(): Lifecycle {
+    return this.#lifecycle;
+  }
+
+  /** SIGTERM arrived: /readyz turns 503 at once, even before stop() gets its turn. */
+  markStopping(): void {
+    this.#lifecycle = 'stopping';
   }
 
   get scheduler(): Scheduler {
@@ -160,6 +176,7 @@ export class Service implements MetricsSource {
 
   /** Stops scheduling, lets runs in flight finish up to the deadline, releases probe resources. */
   async stop(deadlineMs = 10_000): Promise<void> {
+    this.markStopping();
     await this.#scheduler.stop(deadlineMs);
     await this.opts.ownership?.stop();
     await closeProbeKinds();

@@ -5,6 +5,7 @@ import pino from 'pino';
 import t from 'tap';
 import { CheckSchema, DefaultsSchema, propertyNames } from '../src/config/schema.js';
 import { API_ERRORS } from '../src/errors.js';
+import { buildServer } from '../src/http/server.js';
 import { createMetrics } from '../src/metrics.js';
 import { probeKinds } from '../src/probes/index.js';
 import { REASONS } from '../src/reasons.js';
@@ -39,4 +40,14 @@ t.test('every checklist key is documented', async (t) => {
 
 t.test('every probe kind has its page', async (t) => {
   for (const kind of probeKinds.keys()) t.ok(existsSync(`docs/probes/${kind}.md`), `docs/probes/${kind}.md`);
+});
+
+t.test('every route of the OpenAPI document is in docs/api.md', async (t) => {
+  const service = new Service({ file: 'x', checklist: checklistOf(makeDef(() => ({ fields: {} }))), store: new MemoryStore(), log: pino({ level: 'silent' }) });
+  const app = await buildServer({ service, log: pino({ level: 'silent' }) });
+  t.teardown(() => app.close());
+  const doc = (await app.inject('/docs')).json() as { paths: Record<string, Record<string, unknown>> };
+  const routes = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`));
+  t.ok(routes.length >= 15, `${routes.length} routes`);
+  for (const r of routes) t.match(apiDoc, `\`${r}\``, r);
 });

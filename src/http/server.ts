@@ -9,6 +9,7 @@ import { redact } from '../harness.js';
 import { ApiError } from '../errors.js';
 import { createMetrics } from '../metrics.js';
 import { recordsPlugin } from './records.js';
+import { AnswerStatus, rolloutPlugin } from './rollout.js';
 import type { Service } from '../service.js';
 import { describe, matches, parseFilters, readiness, type CheckView } from '../state.js';
 import { VERSION } from '../version.js';
@@ -121,15 +122,20 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   };
 
   const ready: FastifyPluginAsync = async (f) => {
-    f.get(
-      '/readiness',
-      {
-        schema: {
-          description: 'Readiness verdict: 200 when every gating check that matches the filters passes, 503 otherwise.',
-          querystring: FilterQuery,
-        },
+    const querystring = {
+      ...FilterQuery,
+      properties: {
+        ...FilterQuery.properties,
+        // Argo Rollouts' web metric makes any non-2xx an error, not a verdict: it asks for 200 and reads `ready`.
+        notReadyStatus: AnswerStatus('HTTP status when not ready (Argo Rollouts web metric: 200, then read $.ready)', 503),
       },
-      async (req: FastifyRequest<{ Querystring: Record<string, unknown> }>, reply: FastifyReply) => {
+    } as const;
+    const description = 'Readiness verdict: 200 when every gating check that matches the filters passes, notReadyStatus (default 503) otherwise.';
+    f.route({
+      method: ['GET', 'POST'],
+      url: '/readiness',
+      schema: { description: `${description} POST is accepted with any body and changes nothing, for webhook callers (Flagger) that always POST.`, querystring },
+      handler: async (req: FastifyRequest<{ Querystring: Record<string, unknown> }>, reply: FastifyReply) => {
         const parsed = parseFilters(req.query, service.checklist());
         if (!parsed.ok) throw new ApiError('RDY_BAD_FILTER', parsed.error);
         const verbose = ['1', 'true'].includes(String(req.query.verbose ?? ''));
@@ -143,9 +149,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
           const causes = service.rollbackCauses(views);
           body.rollback = { recommended: causes.length > 0, failing: causes.map((v) => v.def.id) };
         }
-        return reply.code(body.ready ? 200 : 503).send(body);
+        return reply.code(body.ready ? 200 : (req.query.notReadyStatus as number)).send(body);
       },
-    );
+    });
   };
 
   const checks: FastifyPluginAsync = async (f) => {
@@ -206,12 +212,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(ready);
   await app.register(checks);
   await app.register(recordsPlugin(service, auth));
+  await app.register(rolloutPlugin(service));
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
   app.get('/', { schema: { hide: true } }, async () => ({
     name: 'readiness-exporter',
     version: VERSION,
     checklist: service.checklist().name,
-    endpoints: ['/readiness', '/metrics', '/checks', '/checks/:id', '/attestations', '/deployments', '/healthz', '/docs'],
+    endpoints: ['/readiness', '/rollback', '/metrics', '/checks', '/checks/:id', '/attestations', '/deployments', '/healthz', '/readyz', '/docs'],
   }));
   return app;
 }
