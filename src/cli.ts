@@ -314,7 +314,9 @@ async function gate(
     const remaining = deadline - Date.now();
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(Math.max(1000, Math.min(10_000, remaining))), headers: { accept: 'application/json' } });
-      const body = (await res.json().catch(() => undefined)) as { ready?: boolean; failing?: ReturnType<typeof describe>[]; message?: string } | undefined;
+      const body = (await res.json().catch(() => undefined)) as
+        | { ready?: boolean; failing?: ReturnType<typeof describe>[]; message?: string; rollback?: { recommended: boolean; failing: string[] } }
+        | undefined;
       if (res.status === 400) {
         io.err(`gate: the service rejected the request: ${body?.message ?? res.statusText}`);
         return EXIT.USAGE;
@@ -326,7 +328,9 @@ async function gate(
           io.out(`ready: ${url.toString()}`);
           return EXIT.OK;
         }
-        const failing = (body.failing ?? []).map((f) => `  ${f.state.toUpperCase().padEnd(12)} ${f.id}: ${f.message}`).join('\n');
+        // The service's own rollback verdict (Service.rollbackCauses), never recomputed here.
+        const rollback = body.rollback?.recommended ? `\nrollback recommended: ${body.rollback.failing.join(', ')}` : '';
+        const failing = (body.failing ?? []).map((f) => `  ${f.state.toUpperCase().padEnd(12)} ${f.id}: ${f.message}`).join('\n') + rollback;
         if (failing !== lastFailing) {
           io.out(`not ready (${new Date().toISOString()}), still failing:\n${failing}`);
           lastFailing = failing;

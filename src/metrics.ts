@@ -140,7 +140,7 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
   });
   new Gauge({
     name: 'readiness_rollback_recommended',
-    help: 'Whether a gating monitor-phase check fails inside the window after the latest deployment: 1 or 0.',
+    help: 'Whether a gating monitor-phase check cannot show it is healthy (fail, error, no data, stale) inside the window after the latest deployment: 1 or 0.',
     registers,
     collect() {
       this.set(src.rollbackRecommended() ? 1 : 0);

@@ -8,7 +8,7 @@ import type { MetricsSource } from './metrics.js';
 import { closeProbeKinds } from './probes/index.js';
 import type { Ownership } from './ha.js';
 import { Scheduler, type SchedulerStats } from './scheduler.js';
-import type { CheckView } from './state.js';
+import { rollbackCauses, type CheckView } from './state.js';
 import type { CheckStatus, Deployment, Store, StoreHealth } from './store/types.js';
 import { VERSION } from './version.js';
 
@@ -104,7 +104,7 @@ export class Service implements MetricsSource {
     return this.opts.store.health();
   }
 
-  /** A gating monitor-phase check fails inside the window after the latest deployment. */
+  /** Whether a gating monitor-phase check cannot show it is healthy inside the window after the latest deployment. */
   rollbackRecommended(views: CheckView[] = this.views()): boolean {
     return this.rollbackCauses(views).length > 0;
   }
@@ -112,7 +112,7 @@ export class Service implements MetricsSource {
   /** Pass the views a caller already has, so its verdict and this one describe one instant. */
   rollbackCauses(views: CheckView[] = this.views()): CheckView[] {
     // views() makes monitor checks gating only while the window is open: that is the window test.
-    return views.filter((v) => v.def.phase === 'monitor' && v.gating && v.state === 'fail');
+    return rollbackCauses(views);
   }
 
   readonly #marking = new Set<string>();

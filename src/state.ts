@@ -139,7 +139,7 @@ export interface ReadinessBody {
   store?: { ok: boolean; message: string };
   /** The latest deployment and its monitoring window. */
   deployment?: { version: string; at: string; windowOpen: boolean; windowEndsAt: string };
-  /** Whether to roll back: a gating monitor-phase check fails inside the window. */
+  /** Whether to roll back: a gating monitor-phase check cannot show it is healthy inside the window (rollbackCauses). */
   rollback?: { recommended: boolean; failing: string[] };
   checks?: FailingCheck[];
 }
@@ -160,6 +160,33 @@ export function describe(v: CheckView): FailingCheck {
   if (v.lastRun !== undefined) out.lastRun = new Date(v.lastRun).toISOString();
   if (v.def.runbook !== undefined) out.runbook = v.def.runbook;
   return out;
+}
+
+/**
+ * Whether a check cannot show that it is healthy, for the rollback verdict: `fail`, `error`
+ * (a query that returned no data included, unless its `onNoData` says pass) or `stale`, once
+ * its `failAfter` is met. Not `unconfigured` (this environment never asked for it) and not
+ * `pending` (no run yet): neither says anything about the deployment. A total outage (no
+ * requests, no series) must never be quieter than a partial one, so `error` counts like `fail`.
+ */
+export function cannotShowHealthy(v: CheckView): boolean {
+  if (v.state === 'stale') return true;
+  if (v.state !== 'fail' && v.state !== 'error') return false;
+  const s = v.status;
+  if (!s) return true;
+  // Held by passAfter (the latest run passed): failAfter was met when it turned.
+  if (isPassing(s.last.state)) return true;
+  // The first results of a check (no earlier state to hold) still wait for failAfter.
+  return s.streak >= v.def.failAfter;
+}
+
+/**
+ * The rollback causes among `views` (from Service.views(), where monitor checks gate only
+ * inside the window after the latest deployment): gating monitor-phase checks that cannot show
+ * they are healthy. /readiness, /metrics and the CLI all read this one verdict.
+ */
+export function rollbackCauses(views: readonly CheckView[]): CheckView[] {
+  return views.filter((v) => v.def.phase === 'monitor' && v.gating && cannotShowHealthy(v));
 }
 
 /** Ready when every gating check that matches the filters is passing (pass or warn). */
