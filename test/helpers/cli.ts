@@ -88,7 +88,8 @@ export async function startServe(
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  // Generous: on a loaded machine (several suites on 2 cores) start-up alone can take 20 s.
+  const deadline = Date.now() + 60_000;
   for (;;) {
     try {
       const res = await fetch(`${url}/healthz`);
