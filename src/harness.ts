@@ -36,6 +36,8 @@ function oneLine(s: string, max = 500): string {
 }
 
 export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult> {
+  // Before the clock starts: the kind's client library, on the first run that needs it.
+  const loadFailed = def.probe.load ? await def.probe.load(def.params as never).then(() => undefined, (err: unknown) => err ?? new Error('load failed')) : undefined;
   const startedAt = Date.now();
   const t0 = performance.now();
   const ac = new AbortController();
@@ -58,6 +60,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
       else ac.signal.addEventListener('abort', fire, { once: true });
     });
     aborted.catch(() => {});
+    if (loadFailed !== undefined) throw loadFailed;
     obs = await Promise.race([
       def.probe.run(def.params as never, {
         signal: ac.signal,

@@ -115,3 +115,21 @@ t.test('failAfter and passAfter hold the state until enough runs agree', async (
   t.equal(s.lastPassAt, 8);
   t.same(s.runs, { pass: 4, fail: 4 });
 });
+
+t.test("a kind's client loads before the clock starts; a failed load is an error result", async (t) => {
+  // The import of a client library (undici, pg, the AWS SDK) is not the target's time.
+  const slow = makeDef(() => ({ fields: { n: 1 } }), { timeoutMs: 100 });
+  let loads = 0;
+  const probe = { ...slow.probe, load: () => new Promise((r) => setTimeout(r, 300)).then(() => loads++) };
+  const r = await runCheck({ ...slow, probe }, { log });
+  t.equal(loads, 1, 'load ran');
+  t.equal(r.state, 'pass', 'a load longer than the timeout does not time the run out');
+  t.ok(r.durationMs < 250, `duration ${r.durationMs} ms excludes the load`);
+
+  const broken = { ...slow.probe, load: () => Promise.reject(new Error("Cannot find package 'undici'")) };
+  const e = await runCheck({ ...slow, probe: broken }, { log });
+  t.equal(e.state, 'error');
+  t.equal(e.reason, 'error');
+  t.match(e.message, "Cannot find package 'undici'");
+  t.equal(slow.runs(), 1, 'the probe did not run without its client');
+});

@@ -21,6 +21,7 @@ import {
   isObject,
   labelMatcher,
   listSome,
+  loadApiClient,
   matchesAll,
   matcherProblems,
   measureProblems,
@@ -106,6 +107,8 @@ export default defineProbe({
     problems.push(...matcherProblems(p.matchers));
     return problems;
   },
+
+  load: loadApiClient,
 
   run(p, ctx) {
     return withApi(p, ctx, { service: 'Alertmanager' }, (api) => (p.measure === 'alert' ? measureAlert(api, p) : measureConfig(api, p)));

@@ -10,12 +10,15 @@
 import { createSign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { Type, type Static } from '@sinclair/typebox';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { lazy } from './lazy.js';
 import { httpUrlProblem, scrubSecrets } from './shared.js';
+
+const undici = lazy(() => import('undici'));
+const sts = lazy(() => import('@aws-sdk/client-sts'));
 
 export const PROVIDERS = ['stripe', 'openai', 'aws', 'azure', 'gcp'] as const;
 type Provider = (typeof PROVIDERS)[number];
@@ -115,6 +118,7 @@ async function call(
   let status: number;
   let text: string;
   try {
+    const { request } = await undici();
     const res = await request(url, { method, headers: { 'user-agent': 'readiness-exporter', ...headers }, body, signal: ctx.signal, dispatcher: agent });
     status = res.statusCode;
     text = await res.body.text();
@@ -181,6 +185,7 @@ async function aws(p: Params, ctx: ProbeContext): Promise<Valid> {
   const accessKeyId = secret(ctx, p.accessKeyIdEnv, 'accessKeyIdEnv');
   const secretAccessKey = secret(ctx, p.secretAccessKeyEnv, 'secretAccessKeyEnv');
   const sessionToken = ctx.env[p.sessionTokenEnv] || undefined;
+  const { GetCallerIdentityCommand, STSClient } = await sts();
   const client = new STSClient({
     region: p.region,
     ...(p.baseUrl && { endpoint: p.baseUrl }),
@@ -352,10 +357,13 @@ export default defineProbe({
     return problems;
   },
 
+  load: (p) => (p.provider === 'aws' ? sts() : undici()),
+
   async run(p, ctx): Promise<Observation> {
     const secrets = secretsOf(p, ctx);
     const started = performance.now();
     const backstop = ctx.timeoutMs * 2;
+    const { Agent } = await undici();
     const agent = new Agent({ connect: { timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
     const took = () => ({ duration_ms: performance.now() - started });
     try {

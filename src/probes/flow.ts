@@ -9,11 +9,13 @@
 // value (session tokens) are kept out of messages.
 import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
-import { Agent, request } from 'undici';
 import { ConditionError, evaluateCondition, parseCondition, resolveField, type Condition } from '../conditions.js';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type FieldSpecs, type Observation } from './types.js';
+import { lazy } from './lazy.js';
 import { scrubSecrets } from './shared.js';
+
+const undici = lazy(() => import('undici'));
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';
@@ -197,6 +199,8 @@ export default defineProbe({
     return problems;
   },
 
+  load: undici,
+
   async run(p, ctx): Promise<Observation> {
     const { signal } = ctx;
     const vars = new Map<string, unknown>([...Object.entries(p.vars ?? {}), ...Object.entries(p.secrets ?? {})]);
@@ -210,6 +214,7 @@ export default defineProbe({
     const perStep: Record<string, { status?: number; duration_ms?: number }> = {};
     const summary: string[] = [];
     const backstop = ctx.timeoutMs * 2;
+    const { Agent, request } = await undici();
     const agent = new Agent({ connect: { timeout: backstop, rejectUnauthorized: !p.insecure }, headersTimeout: backstop, bodyTimeout: backstop });
     const started = performance.now();
     const fields = (failed: string, ran: number) => ({

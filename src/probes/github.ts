@@ -9,10 +9,13 @@
 // `rate-limited`, and the next runs stay quiet until the reset. Nothing is retried in a loop.
 import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { reasonFromError } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { lazy } from './lazy.js';
 import { httpUrlProblem } from './shared.js';
+
+const undici = lazy(() => import('undici'));
 
 export const MEASURES = ['workflow_run', 'branch_protection', 'alerts', 'code_scanning'] as const;
 type Measure = (typeof MEASURES)[number];
@@ -87,12 +90,13 @@ class GitHub {
     private readonly token: string,
     tokenEnv: string,
     private readonly ctx: ProbeContext,
+    private readonly client: typeof import('undici'),
   ) {
     this.origin = new URL(root).origin;
     this.key = `${this.origin}|${tokenEnv}`;
     this.deadline = performance.now() + ctx.timeoutMs;
     const backstop = ctx.timeoutMs * 2;
-    this.agent = new Agent({ connect: { timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
+    this.agent = new client.Agent({ connect: { timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
   }
 
   close(): Promise<void> {
@@ -138,7 +142,7 @@ class GitHub {
       let res: Dispatcher.ResponseData;
       let text: string;
       try {
-        res = await request(url, {
+        res = await this.client.request(url, {
           headers: {
             accept: 'application/vnd.github+json',
             authorization: `Bearer ${this.token}`,
@@ -427,10 +431,12 @@ export default defineProbe({
     return problems;
   },
 
+  load: undici,
+
   async run(p, ctx): Promise<Observation> {
     const token = ctx.env[p.tokenEnv];
     if (!token) return { fields: {}, error: { reason: 'unconfigured', message: `environment variable ${p.tokenEnv} (tokenEnv) is not set` } };
-    const gh = new GitHub(p.baseUrl, token, p.tokenEnv, ctx);
+    const gh = new GitHub(p.baseUrl, token, p.tokenEnv, ctx, await undici());
     try {
       switch (p.measure) {
         case 'workflow_run':

@@ -3,7 +3,7 @@
 // token (tokenEnv) or Basic auth; `orgId` selects the organisation.
 import { Type, type Static } from '@sinclair/typebox';
 import { CONNECTION_PARAMS, connectionEnv,
-  connectionProblems, decode, listSome, withApi, type ApiClient } from './prometheus.js';
+  connectionProblems, decode, listSome, loadApiClient, withApi, type ApiClient } from './prometheus.js';
 import { defineProbe, type Observation } from './types.js';
 
 const params = Type.Object(
@@ -60,6 +60,8 @@ export default defineProbe({
     if (!p.titles && !p.uids) problems.push('set "titles" and/or "uids": the dashboards that must exist');
     return problems;
   },
+
+  load: loadApiClient,
 
   run(p, ctx) {
     const headers: Record<string, string> = p.orgId ? { 'x-grafana-org-id': String(p.orgId) } : {};

@@ -7,9 +7,12 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { Type } from '@sinclair/typebox';
-import { Agent, errors, interceptors, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Reason } from '../reasons.js';
+import { lazy } from './lazy.js';
 import { defineProbe, ProbeError, type Observation } from './types.js';
+
+const undici = lazy(() => import('undici'));
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -80,7 +83,7 @@ const CERT_ERROR = /CERT|SELF_SIGNED|ISSUER|UNABLE_TO_VERIFY|^ERR_TLS_|^ERR_SSL_
 /** The peer answered a TLS ClientHello with something that is not TLS. */
 const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_UNKNOWN_PROTOCOL']);
 
-function classify(err: Error & { code?: string }): { reason: Reason; hint: string } {
+function classify(err: Error & { code?: string }, errors: typeof import('undici').errors): { reason: Reason; hint: string } {
   const code = err.code ?? '';
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') {
     return { reason: 'refused', hint: '' };
@@ -159,6 +162,8 @@ export default defineProbe({
     return problems;
   },
 
+  load: undici,
+
   async run(p, ctx): Promise<Observation> {
     const { signal } = ctx;
     let target: URL;
@@ -201,6 +206,7 @@ export default defineProbe({
     }
 
     // The signal is the timeout; undici's own timers are only a backstop.
+    const { Agent, errors, interceptors, request } = await undici();
     const backstop = ctx.timeoutMs * 2;
     const agent = new Agent({
       connect: { rejectUnauthorized: !p.insecure, ca, servername: p.servername, timeout: backstop },
@@ -278,7 +284,7 @@ export default defineProbe({
       if (e.code === 'UND_ERR_INVALID_ARG' && /redirect loop/i.test(e.message)) {
         return { fields: {}, failure: { reason: 'http-status', message: `${p.method} ${shown}: redirect loop` } };
       }
-      const { reason, hint } = classify(e);
+      const { reason, hint } = classify(e, errors);
       const said = oneLine(e);
       const code = e.code && !said.includes(e.code) ? ` (${e.code})` : '';
       return { fields: {}, error: { reason, message: `${p.method} ${shown}: ${said}${code}${hint}` } };

@@ -5,7 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { parseDuration, formatDuration } from '../config/duration.js';
 import { CONNECTION_PARAMS, connectionEnv,
-  connectionProblems, decode, listSome, measureProblems, withApi, type ApiClient } from './prometheus.js';
+  connectionProblems, decode, listSome, measureProblems, loadApiClient, withApi, type ApiClient } from './prometheus.js';
 import { defineProbe, ProbeError, type Observation } from './types.js';
 
 export const MEASURES = ['services', 'traces'] as const;
@@ -62,6 +62,8 @@ export default defineProbe({
     }
     return problems;
   },
+
+  load: loadApiClient,
 
   run(p, ctx) {
     return withApi(p, ctx, { service: 'Jaeger' }, (api) => (p.measure === 'services' ? measureServices(api, p) : measureTraces(api, p)));

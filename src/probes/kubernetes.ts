@@ -8,19 +8,28 @@
 // cache that has not synced, or whose watch is lost for longer than the check's watchGrace,
 // makes the check `error`, never `pass`. Secrets are listed and watched as metadata only.
 // Node and pod usage come from metrics.k8s.io, which has no watch: a GET per run.
-// The helpers live in src/probes/kubernetes/.
+// The helpers live in src/probes/kubernetes/; the client and informers (with
+// @kubernetes/client-node) load when the first check of this kind runs or subscribes.
 import { existsSync } from 'node:fs';
 import { parseDuration } from '../config/duration.js';
-import { ApiError, classifyError, getJson } from './kubernetes/client.js';
 import { nodes, nodeUsage, pods, podUsage } from './kubernetes/cluster.js';
-import { clusterFor, closeClusters, type SharedInformer } from './kubernetes/informers.js';
+import type { SharedInformer } from './kubernetes/informers.js';
 import type { Measurement, View } from './kubernetes/measure.js';
 import { COMMON, DEFAULTS, MEASURE_PARAMS, params, type KubeParams, type Measure } from './kubernetes/params.js';
 import type { ResourceName } from './kubernetes/resources.js';
 import { ingressRateLimit, networkPolicies, rbac, secretsAge, secretsSealed, serviceAccounts, servicesInternal } from './kubernetes/security.js';
 import { ago, durationMs, parseSelector } from './kubernetes/util.js';
 import { cronjobLastSuccess, env, hpa, jobComplete, pdb, resources, rollout } from './kubernetes/workloads.js';
+import { lazy } from './lazy.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+
+/** The API client and the informers, with @kubernetes/client-node: loaded by the first run or subscription. */
+const kube = lazy(async () => {
+  const [client, informers] = await Promise.all([import('./kubernetes/client.js'), import('./kubernetes/informers.js')]);
+  return { ...client, ...informers };
+});
+/** Set once `kube` loaded: close() has clusters to stop only then. */
+let kubeLoaded: Awaited<ReturnType<typeof kube>> | undefined;
 
 const MEASUREMENTS: Record<Measure, Measurement> = {
   nodes,
@@ -53,7 +62,7 @@ function isBug(err: unknown): boolean {
   return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError;
 }
 
-async function measure(p: KubeParams, ctx: ProbeContext): Promise<Observation> {
+async function measure(p: KubeParams, ctx: ProbeContext, { clusterFor, getJson }: Awaited<ReturnType<typeof kube>>): Promise<Observation> {
   const m = MEASUREMENTS[p.measure];
   const cluster = clusterFor(p, ctx.env);
   const graceMs = durationMs(p.watchGrace ?? DEFAULTS.watchGrace);
@@ -195,29 +204,47 @@ export default defineProbe({
     return errors;
   },
 
+  load: kube,
+
   async run(p, ctx): Promise<Observation> {
+    const k = (kubeLoaded = await kube());
     try {
-      return await measure(p, ctx);
+      return await measure(p, ctx, k);
     } catch (err) {
       if (isBug(err)) throw err;
-      const { reason, message } = classifyError(err);
-      const where = err instanceof ApiError || err instanceof ProbeError ? '' : 'Kubernetes API: ';
+      const { reason, message } = k.classifyError(err);
+      const where = err instanceof k.ApiError || err instanceof ProbeError ? '' : 'Kubernetes API: ';
       return { fields: {}, error: { reason, message: where + message } };
     }
   },
 
   subscribe(p, notify, ctx) {
-    const cluster = clusterFor(p, ctx.env);
+    let unsubscribe: (() => void)[] = [];
+    let cancelled = false;
     const graceMs = durationMs(p.watchGrace ?? DEFAULTS.watchGrace);
-    const unsubscribe = MEASUREMENTS[p.measure]
-      .reads(p)
-      .map((r) => cluster.informer(r.res, p.namespace).subscribe({ notify, graceMs, ...(r.notify && { filter: r.notify }) }));
+    // The client loads in the background; the check's first run (its interval) does not wait for it.
+    void kube().then(
+      (k) => {
+        kubeLoaded = k;
+        if (cancelled) return;
+        try {
+          const cluster = k.clusterFor(p, ctx.env);
+          unsubscribe = MEASUREMENTS[p.measure]
+            .reads(p)
+            .map((r) => cluster.informer(r.res, p.namespace).subscribe({ notify, graceMs, ...(r.notify && { filter: r.notify }) }));
+        } catch (err) {
+          ctx.log.warn({ err, check: ctx.checkId }, 'subscribe failed: the check runs on its interval only');
+        }
+      },
+      (err: unknown) => ctx.log.error({ err, check: ctx.checkId }, 'cannot load the Kubernetes client: the check runs on its interval only'),
+    );
     return () => {
+      cancelled = true;
       for (const u of unsubscribe) u();
     };
   },
 
   async close() {
-    await closeClusters();
+    await kubeLoaded?.closeClusters();
   },
 });

@@ -5,7 +5,7 @@
 // itself parses it fully and a 400 names the problem.
 import { Type, type Static } from '@sinclair/typebox';
 import { CONNECTION_PARAMS, connectionEnv,
-  connectionProblems, decode, envelopeData, queryObservation, reduceParam, withApi, type ApiClient } from './prometheus.js';
+  connectionProblems, decode, envelopeData, queryObservation, reduceParam, loadApiClient, withApi, type ApiClient } from './prometheus.js';
 import { defineProbe, type Observation } from './types.js';
 
 const params = Type.Object(
@@ -77,6 +77,8 @@ export default defineProbe({
   validate(p) {
     return [...connectionProblems(p), ...logqlProblems(p.query).map((m) => `query: ${m}`)];
   },
+
+  load: loadApiClient,
 
   run(p, ctx) {
     const headers: Record<string, string> = p.tenant ? { 'x-scope-orgid': p.tenant } : {};

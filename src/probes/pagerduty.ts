@@ -3,10 +3,13 @@
 // "an empty rotation" (fail) from "no such schedule" (error). A 429 makes the probe stay
 // quiet until PagerDuty's reset time: later runs report rate-limited without a request.
 import { Type } from '@sinclair/typebox';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { reasonFromError } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { lazy } from './lazy.js';
 import { httpUrlProblem } from './shared.js';
+
+const undici = lazy(() => import('undici'));
 
 const params = Type.Object(
   {
@@ -29,6 +32,7 @@ async function get(ctx: ProbeContext, agent: Agent, url: string, token: string, 
   let res: Dispatcher.ResponseData;
   let text: string;
   try {
+    const { request } = await undici();
     res = await request(url, {
       headers: { authorization: `Token token=${token}`, accept: 'application/vnd.pagerduty+json;version=2', 'user-agent': 'readiness-exporter' },
       signal: ctx.signal,
@@ -82,6 +86,8 @@ export default defineProbe({
     return bad ? [bad] : [];
   },
 
+  load: undici,
+
   async run(p, ctx): Promise<Observation> {
     const token = ctx.env[p.tokenEnv];
     if (!token) return { fields: {}, error: { reason: 'unconfigured', message: `environment variable ${p.tokenEnv} (tokenEnv) is not set` } };
@@ -91,6 +97,7 @@ export default defineProbe({
     if (until > Date.now()) return { fields: {}, error: { reason: 'rate-limited', message: `PagerDuty rate limit: no requests until ${new Date(until).toISOString()}` } };
 
     const backstop = ctx.timeoutMs * 2;
+    const { Agent } = await undici();
     const agent = new Agent({ connect: { timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
     try {
       const q = new URLSearchParams({ 'schedule_ids[]': p.schedule, limit: '100' });

@@ -9,10 +9,13 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Type, type Static } from '@sinclair/typebox';
-import pg from 'pg';
+import type pg from 'pg';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { lazy } from './lazy.js';
 import { scrubSecrets, untilAborted } from './shared.js';
+
+const loadPg = lazy(async () => (await import('pg')).default);
 
 export const MEASURES = ['ready', 'connection_headroom', 'connection_usage', 'indexes', 'slow_queries', 'migrations', 'wal_archive_age', 'query'] as const;
 export type Measure = (typeof MEASURES)[number];
@@ -185,10 +188,14 @@ function connection(url: string, p: PostgresParams): Connection {
 
 const pools = new Map<string, pg.Pool>();
 
-function poolFor(conn: Connection): pg.Pool {
+async function poolFor(conn: Connection): Promise<pg.Pool> {
   let pool = pools.get(conn.key);
   if (!pool) {
-    pool = new pg.Pool({ ...conn.config, max: 2, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
+    const { Pool } = await loadPg();
+    // Another run may have made it while the client loaded.
+    pool = pools.get(conn.key);
+    if (pool) return pool;
+    pool = new Pool({ ...conn.config, max: 2, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
     // An idle client whose server went away (restart, failover) errors here; the pool drops
     // it, and the next run reports the outage. Without a listener it would crash the service.
     pool.on('error', () => {});
@@ -211,7 +218,7 @@ type Tx = (sql: string | pg.QueryConfig, values?: unknown[]) => Promise<pg.Query
  * then rolls back. On abort or error the connection is destroyed rather than reused.
  */
 async function readOnly<T>(conn: Connection, p: PostgresParams, ctx: ProbeContext, fn: (q: Tx, client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const pending = poolFor(conn).connect();
+  const pending = (await poolFor(conn)).connect();
   let client: pg.PoolClient;
   try {
     client = await untilAborted(pending, ctx.signal, () => `connecting to ${conn.label} did not finish before the check timeout`);
@@ -299,7 +306,8 @@ const pct = (part: number, whole: number): number => (whole > 0 ? Math.round((pa
 /** connect + SELECT on a new connection: what pg_isready answers, plus whether we may log in. */
 const ready: Measurement = async (p, ctx, conn) => {
   const t0 = performance.now();
-  const client = new pg.Client(conn.config);
+  const { Client } = await loadPg();
+  const client = new Client(conn.config);
   client.on('error', () => {});
   const work = (async () => {
     await client.connect();
@@ -726,6 +734,8 @@ export default defineProbe({
     }
     return errors;
   },
+
+  load: loadPg,
 
   async run(p, ctx): Promise<Observation> {
     let conn: Connection | undefined;

@@ -15,10 +15,16 @@ import { readFile } from 'node:fs/promises';
 import { parser } from '@prometheus-io/lezer-promql';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { lazy } from './lazy.js';
 import { scrubSecrets } from './shared.js';
+
+const undici = lazy(() => import('undici'));
+
+/** Loads what ApiClient needs: the `load` of every kind built on it (alertmanager, grafana, jaeger, loki). */
+export const loadApiClient = (): Promise<unknown> => undici();
 
 // =============================================================================================
 // The prometheus kind
@@ -169,6 +175,8 @@ export default defineProbe({
     problems.push(...matcherProblems(p.matchers));
     return problems;
   },
+
+  load: loadApiClient,
 
   run(p, ctx) {
     return withApi(p, ctx, { service: 'Prometheus' }, (api) => {
@@ -578,6 +586,7 @@ export class ApiClient {
     }
     // The check's signal is the timeout; undici's own timers are only a backstop.
     const backstop = ctx.timeoutMs * 2;
+    const { Agent } = await undici();
     const agent = new Agent({ connect: { rejectUnauthorized: !p.insecure, ca, timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
     return new ApiClient(base, opts.service, headers, agent, ctx.signal, ctx.timeoutMs, { via, values });
   }
@@ -605,6 +614,7 @@ export class ApiClient {
     let text: string;
     let retryAfter: string | undefined;
     try {
+      const { request } = await undici();
       const res = await request(url, { method: 'GET', headers: this.headers, signal: this.signal, dispatcher: this.agent });
       status = res.statusCode;
       const ra = res.headers['retry-after'];

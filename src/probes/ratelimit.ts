@@ -7,9 +7,11 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
-import { Agent, request } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
+import { lazy } from './lazy.js';
 import { defineProbe, ProbeError, type Observation } from './types.js';
+
+const undici = lazy(() => import('undici'));
 
 /** Hard limits, applied in code even to params that bypassed the schema. */
 export const HARD_MAX = { requests: 500, ratePerSecond: 200, concurrency: 50 } as const;
@@ -83,6 +85,8 @@ export default defineProbe({
     return problems;
   },
 
+  load: undici,
+
   async run(p, ctx): Promise<Observation> {
     const { signal } = ctx;
     // The config's numbers, cut to the hard limits however they got here.
@@ -109,6 +113,7 @@ export default defineProbe({
     }
 
     const backstop = ctx.timeoutMs * 2;
+    const { Agent, request } = await undici();
     const agent = new Agent({ connections: concurrency, connect: { timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
     let sent = 0;
     let ok = 0;

@@ -4,12 +4,13 @@
 // keep a release green. Anything that is not the declared format is an error with reason
 // `protocol`, never a zero that looks like a measurement.
 import { stat, open } from 'node:fs/promises';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Type, type Static } from '@sinclair/typebox';
-import { Agent, request } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
-import { s3Client, s3Error } from './s3.js';
+import { lazy } from './lazy.js';
+import { s3Client, s3Error, s3Sdk } from './s3.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+
+const undici = lazy(() => import('undici'));
 
 export const FORMATS = ['go-cover', 'istanbul', 'k6', 'lighthouse', 'trivy', 'npm-audit', 'json', 'text'] as const;
 type Format = (typeof FORMATS)[number];
@@ -350,6 +351,7 @@ async function readFileCapped(path: string, cap: number, signal: AbortSignal): P
 
 async function fetchUrl(url: string, headers: Record<string, string>, cap: number, signal: AbortSignal, timeoutMs: number): Promise<Loaded> {
   const where = safeUrl(url);
+  const { Agent, request } = await undici();
   const agent = new Agent({ connect: { timeout: timeoutMs * 2 }, headersTimeout: timeoutMs * 2, bodyTimeout: timeoutMs * 2 });
   try {
     const res = await request(url, { headers, signal, dispatcher: agent });
@@ -388,7 +390,8 @@ type S3Settings = NonNullable<Static<typeof params>['s3']>;
 async function fetchS3(source: string, o: S3Settings, cap: number, ctx: ProbeContext): Promise<Loaded> {
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(source);
   if (!m) throw new ProbeError('error', `${source} is not s3://bucket/key`);
-  const client = s3Client(
+  const { GetObjectCommand } = await s3Sdk();
+  const client = await s3Client(
     {
       region: o.region ?? 'us-east-1',
       endpoint: o.endpoint,
@@ -486,6 +489,8 @@ export default defineProbe({
     }
     return problems;
   },
+
+  load: (p) => (isUrl(p.source) ? undici() : p.source.startsWith('s3://') ? s3Sdk() : Promise.resolve()),
 
   async run(p, ctx): Promise<Observation> {
     let loaded: Loaded;

@@ -3,10 +3,14 @@
 // (daily backups kept 30 days with no gap over 26 h), the bucket's region against the
 // primary's (off-site), and, with expectedOwner, that S3 itself confirms which account owns
 // the bucket. Requests go through @aws-sdk/client-s3, which signs them (SigV4).
-import { GetBucketLocationCommand, ListObjectsV2Command, S3Client, type S3ClientConfig, type _Object } from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig, _Object } from '@aws-sdk/client-s3';
 import { Type, type Static } from '@sinclair/typebox';
 import { reasonFromError } from '../reasons.js';
+import { lazy } from './lazy.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+
+/** The AWS SDK's S3 client, loaded by the first run that needs it (this kind's and report's). */
+export const s3Sdk = lazy(() => import('@aws-sdk/client-s3'));
 
 const ENV_NAME = { pattern: '^[A-Za-z_][A-Za-z0-9_]*$', 'x-hint': 'an environment variable name' };
 
@@ -39,7 +43,7 @@ export type S3Params = Static<typeof params>;
 const DAY_MS = 86_400_000;
 
 /** The client for a check's params, with its credentials from the environment. */
-export function s3Client(p: Pick<S3Params, 'region' | 'endpoint' | 'forcePathStyle' | 'credentials' | 'accessKeyIdEnv' | 'secretAccessKeyEnv' | 'sessionTokenEnv'>, env: NodeJS.ProcessEnv): S3Client {
+export async function s3Client(p: Pick<S3Params, 'region' | 'endpoint' | 'forcePathStyle' | 'credentials' | 'accessKeyIdEnv' | 'secretAccessKeyEnv' | 'sessionTokenEnv'>, env: NodeJS.ProcessEnv): Promise<S3Client> {
   const config: S3ClientConfig = {
     region: p.region,
     forcePathStyle: p.forcePathStyle,
@@ -55,6 +59,7 @@ export function s3Client(p: Pick<S3Params, 'region' | 'endpoint' | 'forcePathSty
     const sessionToken = env[p.sessionTokenEnv] || undefined;
     config.credentials = { accessKeyId, secretAccessKey, ...(sessionToken && { sessionToken }) };
   }
+  const { S3Client } = await s3Sdk();
   return new S3Client(config);
 }
 
@@ -117,15 +122,18 @@ export default defineProbe({
     return problems;
   },
 
+  load: s3Sdk,
+
   async run(p, ctx): Promise<Observation> {
     const where = `s3://${p.bucket}/${p.prefix}`;
     let client: S3Client;
     try {
-      client = s3Client(p, ctx.env);
+      client = await s3Client(p, ctx.env);
     } catch (err) {
       const e = err as ProbeError;
       return { fields: {}, error: { reason: e.reason, message: e.message } };
     }
+    const { GetBucketLocationCommand, ListObjectsV2Command } = await s3Sdk();
     try {
       const keep = p.pattern ? new RegExp(p.pattern) : undefined;
       const found: { key: string; at: number; size: number }[] = [];

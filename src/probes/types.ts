@@ -88,6 +88,13 @@ export interface ProbeKind<S extends TSchema = TSchema> {
   validate?(params: Static<S>): string[];
   run(params: Static<S>, ctx: ProbeContext): Promise<Observation>;
   /**
+   * Loads the client library a run of this check needs (undici, pg, the AWS SDK,
+   * @kubernetes/client-node), which the kind imports on first use (src/probes/lazy.ts) so that
+   * the CLI and checklists without the kind never load it. The harness awaits it before the
+   * run's clock and timeout start: an import is not the target's latency.
+   */
+  load?(params: Static<S>): Promise<unknown>;
+  /**
    * Optional, for kinds backed by a watch (Kubernetes informers): calls `notify` whenever
    * what the check measures may have changed, and the scheduler runs the check then
    * (debounced) instead of waiting for its next slot. Returns the unsubscribe function.
