@@ -1,13 +1,9 @@
 // The checklist file's schema, in one place. The loader validates every file against it
 // (unknown keys are errors) and the reference docs in docs/config.md describe the same fields.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { NO_DATA, PHASES, SEVERITIES } from './enums.js';
 
-export const SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
-export const PHASES = ['pre-deploy', 'deploy', 'verify', 'monitor', 'post-deploy'] as const;
-export const NO_DATA = ['fail', 'error', 'pass'] as const;
-export type Severity = (typeof SEVERITIES)[number];
-export type Phase = (typeof PHASES)[number];
-export type OnNoData = (typeof NO_DATA)[number];
+export { NO_DATA, PHASES, SEVERITIES, type OnNoData, type Phase, type Severity } from './enums.js';
 
 /** A string enum that ajv reports as "must be one of ..." rather than a pile of anyOf errors. */
 function StringEnum<T extends readonly string[]>(values: T, description: string) {

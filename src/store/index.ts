@@ -3,8 +3,6 @@
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { CachedStore } from './cached.js';
-import { PostgresBackend } from './postgres.js';
-import { SqliteBackend } from './sqlite.js';
 
 export interface StoreConfig {
   databaseUrl?: string;
@@ -27,10 +25,17 @@ export function storeConfigFromEnv(env: NodeJS.ProcessEnv, log?: Logger): StoreC
   return c;
 }
 
-/** Builds the store (not yet opened: call init()). */
-export function createStore(c: StoreConfig): CachedStore {
+/**
+ * Builds the store (not yet opened: call init()). Only the chosen backend's driver is
+ * loaded: an embedded store never loads pg, a PostgreSQL one never better-sqlite3.
+ */
+export async function createStore(c: StoreConfig): Promise<CachedStore> {
   const opts = c.log ? { log: c.log } : {};
-  if (c.databaseUrl) return new CachedStore(new PostgresBackend(c.databaseUrl, { historyLimit: c.historyLimit ?? 500 }), opts);
+  if (c.databaseUrl) {
+    const { PostgresBackend } = await import('./postgres.js');
+    return new CachedStore(new PostgresBackend(c.databaseUrl, { historyLimit: c.historyLimit ?? 500 }), opts);
+  }
+  const { SqliteBackend } = await import('./sqlite.js');
   const file = join(resolve(c.dataDir ?? 'data'), 'readiness.sqlite');
   return new CachedStore(new SqliteBackend(file, c.historyLimit ?? 500), opts);
 }

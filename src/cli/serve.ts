@@ -1,0 +1,84 @@
+// `readiness serve`: the service. The store, the server and (with PostgreSQL) the HA leases
+// load here, not before: every other command starts without them.
+import { buildServer } from '../http/server.js';
+import { Service } from '../service.js';
+import { createStore, storeConfigFromEnv } from '../store/index.js';
+import { configPath, EXIT, UsageError, type Io } from './common.js';
+import { loadOrReport } from './load.js';
+import { makeLogger } from './logger.js';
+
+export interface ServeOptions {
+  config?: string;
+  port?: string;
+  host?: string;
+  concurrency: number;
+  shutdownTimeout: number;
+  logLevel?: string;
+  dataDir?: string;
+}
+
+export async function serve(
+  o: ServeOptions,
+  io: Io,
+): Promise<number> {
+  const file = configPath(o.config, io.env);
+  const port = Number(o.port ?? io.env.READINESS_PORT ?? 9747);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bad port ${JSON.stringify(o.port ?? io.env.READINESS_PORT)}`);
+  const host = o.host ?? io.env.READINESS_HOST ?? '0.0.0.0';
+  const log = makeLogger(o.logLevel ?? io.env.READINESS_LOG_LEVEL ?? 'info', false);
+  const checklist = await loadOrReport(file, io);
+  if (!checklist) return EXIT.USAGE;
+  const storeConfig = storeConfigFromEnv(o.dataDir ? { ...io.env, READINESS_DATA_DIR: o.dataDir } : io.env, log);
+  const store = await createStore(storeConfig);
+  try {
+    // PostgreSQL down at start degrades the store instead of stopping the service; a broken
+    // embedded file (unwritable directory, newer schema) is a configuration error.
+    await store.init({ tolerateDown: store.kind === 'postgres' });
+  } catch (err) {
+    io.err(`cannot open the ${store.kind} store: ${(err as Error).message}`);
+    return EXIT.USAGE;
+  }
+  log.info({ store: store.kind, ...(store.kind === 'sqlite' && { dataDir: storeConfig.dataDir }) }, 'store opened');
+  const ownership = storeConfig.databaseUrl ? new (await import('../ha.js')).PgLeases(storeConfig.databaseUrl, { log }) : undefined;
+  const service = new Service({ file, checklist, store, log, env: io.env, concurrency: o.concurrency, ...(ownership && { ownership }) });
+  const app = await buildServer({ service, log, ...(io.env.READINESS_API_TOKEN && { apiToken: io.env.READINESS_API_TOKEN }) });
+  // Signals are handled before the port opens: a SIGTERM that arrives while the service is
+  // still starting (a deploy rolled back at once) must drain it, not kill it mid-write.
+  let started: Promise<void> = Promise.resolve();
+  const done = new Promise<number>((resolve) => {
+    let stopping = false;
+    const onHup = () => {
+      void started.then(() => service.reload());
+    };
+    const onStop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      service.markStopping();
+      log.info({ signal: sig }, 'shutting down: no new runs, waiting for runs in flight');
+      void (async () => {
+        await started.catch(() => {});
+        await service.stop(o.shutdownTimeout);
+        await app.close();
+        process.off('SIGHUP', onHup);
+        log.info('stopped');
+        log.flush?.();
+        resolve(EXIT.OK);
+      })();
+    };
+    process.on('SIGHUP', onHup);
+    process.once('SIGTERM', () => onStop('SIGTERM'));
+    process.once('SIGINT', () => onStop('SIGINT'));
+  });
+  try {
+    await app.listen({ port, host });
+  } catch (err) {
+    io.err(`cannot listen on ${host}:${port}: ${(err as Error).message}`);
+    await service.stop(0);
+    return EXIT.USAGE;
+  }
+  started = service.start();
+  await started;
+  if (ownership) log.info({ replica: ownership.replicaId, owned: ownership.owned().length }, 'HA: running the checks this replica owns');
+  if (!io.env.READINESS_API_TOKEN) log.warn('READINESS_API_TOKEN is not set: POST routes are refused');
+  return done;
+}

@@ -1,0 +1,196 @@
+// What each command loads before it does anything (issue 14: a CLI that starts at once). A
+// probe kind's client (@kubernetes/client-node, the AWS SDK, pg, undici), the server
+// (fastify, prom-client), the store and the logger load only for the commands and the
+// checks that use them. Observed, not timed: every command runs under a loader hook
+// (test/helpers/module-trace.mjs) that lists the modules the process loaded.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import t from 'tap';
+import { runCli, startServe } from './helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'readiness-startup-'));
+const HOOK = resolve('test/helpers/module-trace.mjs');
+
+/** Packages that no command may load unless a check (or the command) needs them. */
+const HEAVY = ['@kubernetes/client-node', '@aws-sdk/client-s3', '@aws-sdk/client-sts', 'pg', 'undici', 'fastify', 'prom-client', 'better-sqlite3', 'pino'];
+
+/** The package a loaded file belongs to (`@scope/name` or `name`), or `.` for this project's own files. */
+function packageOf(path: string): string {
+  const m = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path);
+  return m ? m[1]! : '.';
+}
+
+interface Traced {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Every package a file was loaded from. */
+  packages: Set<string>;
+  /** This project's own files, relative to the repository. */
+  own: string[];
+}
+
+let n = 0;
+/**
+ * Packages any process spawned from this test loads before its own code (tap's coverage
+ * hooks patch spawn): measured on `node -e 0` and left out of every command's list.
+ */
+let harness: Set<string> | undefined;
+
+function traceEnv(): { env: NodeJS.ProcessEnv; read: () => { packages: Set<string>; own: string[] } } {
+  if (!harness) {
+    harness = new Set();
+    const base = traceEnvFor(join(dir, 'trace-baseline.txt'));
+    const r = spawnSync(process.execPath, ['-e', '0'], { env: { ...process.env, ...base.env } });
+    if (r.status !== 0) throw new Error(`node -e 0 under the tracer failed: ${String(r.stderr)}`);
+    harness = base.read().packages;
+  }
+  return traceEnvFor(join(dir, `trace-${n++}.txt`));
+}
+
+function traceEnvFor(file: string): { env: NodeJS.ProcessEnv; read: () => { packages: Set<string>; own: string[] } } {
+  writeFileSync(file, '');
+  return {
+    // Only our hook: tap's own NODE_OPTIONS (coverage) would add its modules to every process.
+    env: { NODE_OPTIONS: `--import=${HOOK}`, MODULE_TRACE_FILE: file },
+    read: () => {
+      const paths = [...new Set(readFileSync(file, 'utf8').split('\n').filter(Boolean))];
+      const root = resolve('.') + '/';
+      return {
+        packages: new Set(paths.map(packageOf).filter((p) => p !== '.' && !harness?.has(p))),
+        own: paths.filter((p) => packageOf(p) === '.').map((p) => p.replace(root, '')),
+      };
+    },
+  };
+}
+
+async function traced(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Traced> {
+  const tr = traceEnv();
+  const r = await runCli(args, { env: { ...env, ...tr.env } });
+  return { ...r, ...tr.read() };
+}
+
+function tcpChecklist(kind: 'tcp' | 'http', port: number): string {
+  const file = join(dir, `${kind}.yaml`);
+  const probe = kind === 'tcp' ? `probe: tcp\n    with: { host: 127.0.0.1, port: ${port} }\n    expect: ["open == true"]` : `probe: http\n    with: { url: "http://127.0.0.1:${port}/" }`;
+  writeFileSync(
+    file,
+    `apiVersion: readiness/v1
+checklist: startup-test
+checks:
+  - id: one
+    title: One check
+    section: testing
+    severity: critical
+    phase: pre-deploy
+    ${probe}
+`,
+  );
+  return file;
+}
+
+function listening(): Promise<{ port: number; close: () => void }> {
+  return new Promise((done) => {
+    // Answers HTTP; a tcp probe that connects and leaves resets the socket, which is fine.
+    const srv = createServer((s) => s.on('error', () => {}).end('HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'));
+    srv.listen(0, '127.0.0.1', () => done({ port: (srv.address() as { port: number }).port, close: () => srv.close() }));
+  });
+}
+
+t.test('the tracer sees what a command loads, lazily loaded clients included', async (t) => {
+  // Precondition for every assertion below: a check of kind http does load undici.
+  const { port, close } = await listening();
+  t.teardown(close);
+  const r = await traced(['check', '-c', tcpChecklist('http', port)]);
+  t.equal(r.code, 0, r.stdout + r.stderr);
+  t.ok(r.packages.has('undici'), 'an http check loads undici');
+  t.ok(r.packages.has('commander'));
+  t.ok(r.own.includes('dist/cli/check.js'));
+});
+
+t.test('--version and --help load commander and nothing else', async (t) => {
+  for (const args of [['--version'], ['--help'], ['validate', '--help'], ['serve', '--help']]) {
+    const r = await traced(args);
+    t.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    t.same([...r.packages], ['commander'], `${args.join(' ')} loads only commander`);
+    t.notOk(r.own.some((f) => /^dist\/(config\/load|probes|store|http|scheduler|service)/.test(f)), `${args.join(' ')}: ${r.own.join(', ')}`);
+  }
+});
+
+t.test('gate loads no checklist code and no client library', async (t) => {
+  const { port, close } = await listening();
+  close();
+  const r = await traced(['gate', '--url', `http://127.0.0.1:${port}`, '--timeout', '1s', '--interval', '200ms']);
+  t.equal(r.code, 3, r.stderr);
+  t.same([...r.packages], ['commander']);
+  t.notOk(r.own.some((f) => /^dist\/(config\/load|probes|store|http|scheduler|service)/.test(f)), r.own.join(', '));
+});
+
+t.test('validate of the shipped checklist checks every param without loading a client', async (t) => {
+  const r = await traced(['validate']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /offgridflow.yaml: ok, \d+ checks/);
+  for (const p of HEAVY) t.notOk(r.packages.has(p), `validate does not load ${p}`);
+  t.notOk(r.own.some((f) => /^dist\/(store|http|scheduler|service|harness)/.test(f)), r.own.filter((f) => /store|http\/|scheduler|service|harness/.test(f)).join(', '));
+  // Kubernetes params are still checked: a bad selector is an error without the client.
+  const bad = join(dir, 'bad-kube.yaml');
+  writeFileSync(
+    bad,
+    `apiVersion: readiness/v1
+checklist: startup-test
+checks:
+  - id: pods
+    title: Pods
+    section: testing
+    severity: high
+    phase: pre-deploy
+    probe: kubernetes
+    with: { measure: pods, namespace: default, selector: "app in (" }
+`,
+  );
+  const b = await traced(['validate', '-c', bad]);
+  t.equal(b.code, 2, b.stdout);
+  t.match(b.stderr, /bad-kube.yaml:\d+:\d+: .*selector/);
+  t.notOk(b.packages.has('@kubernetes/client-node'), 'the kubernetes kind validates without its client');
+});
+
+t.test('check and serve of a tcp checklist load neither the other kinds\' clients nor pg', async (t) => {
+  const { port, close } = await listening();
+  t.teardown(close);
+  const file = tcpChecklist('tcp', port);
+  const c = await traced(['check', '-c', file]);
+  t.equal(c.code, 0, c.stdout + c.stderr);
+  for (const p of ['@kubernetes/client-node', '@aws-sdk/client-s3', '@aws-sdk/client-sts', 'pg', 'undici', 'fastify', 'prom-client', 'better-sqlite3']) {
+    t.notOk(c.packages.has(p), `check of a tcp check does not load ${p}`);
+  }
+
+  const tr = traceEnv();
+  const s = await startServe(t, ['-c', file, '--data-dir', join(dir, 'data')], tr.env);
+  s.child.kill('SIGTERM');
+  t.equal(await s.exited, 0, s.output());
+  const served = tr.read();
+  t.ok(served.packages.has('fastify') && served.packages.has('better-sqlite3'), 'serve loads its server and the embedded store');
+  for (const p of ['@kubernetes/client-node', '@aws-sdk/client-s3', '@aws-sdk/client-sts', 'pg', 'undici']) {
+    t.notOk(served.packages.has(p), `serve of a tcp check with the embedded store does not load ${p}`);
+  }
+});
+
+t.test('lazy() imports once, shares the promise, and retries a failed import', async (t) => {
+  const { lazy } = await import('../src/probes/lazy.js');
+  let calls = 0;
+  const ok = lazy(async () => ({ n: ++calls }));
+  const [a, b] = await Promise.all([ok(), ok()]);
+  t.equal(a, b);
+  t.equal(calls, 1);
+  let attempts = 0;
+  const flaky = lazy(async () => {
+    if (++attempts === 1) throw new Error('first import failed');
+    return 'loaded';
+  });
+  await t.rejects(flaky(), /first import failed/);
+  t.equal(await flaky(), 'loaded');
+  t.equal(attempts, 2);
+});
