@@ -20,6 +20,8 @@ COPY package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
+# The status page's script, style sheet and icon, served from /ui/assets/ (no CDN).
+COPY ui ./ui
 COPY probes ./probes
 COPY alerts ./alerts
 COPY dashboards ./dashboards

@@ -1,5 +1,6 @@
-// Flat config: typescript-eslint's recommended rules over src/, test/ and bench/.
+// Flat config: typescript-eslint's recommended rules over src/, test/, bench/ and ui/.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -12,6 +13,11 @@ export default tseslint.config(
       'no-eval': 'error',
       'no-new-func': 'error',
     },
+  },
+  {
+    // The status page's browser script (served as is from /ui/assets/).
+    files: ['ui/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: globals.browser },
   },
   {
     files: ['bin/**/*.js', 'scripts/**/*.js'],

@@ -24,6 +24,10 @@ missing=()
 [[ -f /usr/share/postgresql/15/extension/pg_stat_statements.control ]] || missing+=(postgresql)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+# The status page's browser tests drive Debian's Chromium through playwright-core.
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+# A font with the page's state icons (✓ ✗ ⚠ ◷ ⊘), so screenshots show text, not boxes.
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 # Debian's `loki` package is an unrelated genetics program (MCMC linkage analysis) and Grafana Loki
 # is not packaged for Debian 12: never install it; Loki tests serve Loki's API from a local server.
 command -v loki >/dev/null 2>&1 || echo "test.sh: Grafana Loki is not available from Debian 12 (its 'loki' package is another program): skipped"
@@ -110,6 +114,7 @@ step() { # step NAME CMD...: a static check counted as one test
 }
 
 step typecheck npx tsc --noEmit
+step typecheck-ui npx tsc -p tsconfig.ui.json
 step lint npx eslint .
 # The CLI and serve tests run the compiled command the package ships (bin/readiness.js).
 step build npm run build --silent

@@ -15,7 +15,7 @@ t.test('every COPY source from the build context exists', async (t) => {
     const parts = l.replace(/^COPY\s+/, '').split(/\s+/).filter((p) => !p.startsWith('--'));
     for (const src of parts.slice(0, -1)) t.ok(existsSync(src), `${src} exists (${l.trim()})`);
   }
-  for (const shipped of ['probes', 'alerts', 'dashboards', 'migrations']) t.match(text, new RegExp(`COPY ${shipped} `), `${shipped}/ is in the image`);
+  for (const shipped of ['probes', 'alerts', 'dashboards', 'migrations', 'ui']) t.match(text, new RegExp(`COPY ${shipped} `), `${shipped}/ is in the image`);
 });
 
 t.test('multi-stage, production dependencies, non-root, health-checked', async (t) => {

@@ -1,6 +1,7 @@
 // The HTTP API: one fastify plugin per concern, all reading the Service. Nothing here runs a
 // probe on the request path except POST /checks/:id/run, which is the point of that route.
 import { timingSafeEqual, createHash } from 'node:crypto';
+import compress from '@fastify/compress';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -10,6 +11,7 @@ import { ApiError } from '../errors.js';
 import { createMetrics } from '../metrics.js';
 import { recordsPlugin } from './records.js';
 import { AnswerStatus, rolloutPlugin } from './rollout.js';
+import { sendCheckPage, uiPlugin, wantsHtml } from '../ui/plugin.js';
 import type { Service } from '../service.js';
 import { describe, matches, parseFilters, readiness, type CheckView } from '../state.js';
 import { VERSION } from '../version.js';
@@ -54,6 +56,21 @@ function checkDetail(v: CheckView) {
     ...(v.durationMs !== undefined && { durationMs: Math.round(v.durationMs * 10) / 10 }),
     ...(v.status && { conditions: v.status.last.conditions }),
   };
+}
+
+/** GET /checks/:id: the check as /checks shows it (secrets masked) and its recent results. */
+export async function checkWithHistory(service: Service, id: string, limit: number) {
+  const v = service.scheduler.view(id);
+  if (!v) throw new ApiError('RDY_CHECK_NOT_FOUND', JSON.stringify(id));
+  const history = (await service.opts.store.history(v.def.id, limit)).map((r) => ({
+    state: r.state,
+    ...(r.reason !== undefined && { reason: r.reason }),
+    message: r.message,
+    ...(r.value !== undefined && { value: r.value }),
+    startedAt: new Date(r.startedAt).toISOString(),
+    durationMs: Math.round(r.durationMs * 10) / 10,
+  }));
+  return { ...checkDetail(v), history };
 }
 
 // Each filter may be repeated (?check=a&check=b) or comma-separated (?check=a,b).
@@ -160,27 +177,29 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       if (!parsed.ok) throw new ApiError('RDY_BAD_FILTER', parsed.error);
       return { checklist: service.checklist().name, checks: service.views().filter((v) => matches(v.def, parsed.filters)).map(checkDetail) };
     });
+    // Only this route compresses (the check's page and its JSON); /checks and the writes do not.
+    await f.register(compress, { global: false });
     f.get(
       '/checks/:id',
       {
+        compress: {},
         schema: {
-          description: 'One check with its recent history (newest first).',
+          description: 'One check with its recent history (newest first). Browsers (Accept: text/html) get its page; `?format=html|json` forces one.',
           params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
-          querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 } } },
+          querystring: {
+            type: 'object',
+            properties: {
+              limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'results of history (default 20; 60 on the page)' },
+              format: { type: 'string', enum: ['html', 'json'] },
+            },
+          },
         },
       },
-      async (req: FastifyRequest<{ Params: { id: string }; Querystring: { limit: number } }>) => {
-        const v = service.scheduler.view(req.params.id);
-        if (!v) throw new ApiError('RDY_CHECK_NOT_FOUND', JSON.stringify(req.params.id));
-        const history = (await service.opts.store.history(v.def.id, req.query.limit)).map((r) => ({
-          state: r.state,
-          ...(r.reason !== undefined && { reason: r.reason }),
-          message: r.message,
-          ...(r.value !== undefined && { value: r.value }),
-          startedAt: new Date(r.startedAt).toISOString(),
-          durationMs: Math.round(r.durationMs * 10) / 10,
-        }));
-        return { ...checkDetail(v), history };
+      async (req: FastifyRequest<{ Params: { id: string }; Querystring: { limit?: number } }>, reply) => {
+        const html = wantsHtml(req);
+        reply.header('vary', 'Accept');
+        const detail = await checkWithHistory(service, req.params.id, req.query.limit ?? (html ? 60 : 20));
+        return html ? sendCheckPage(reply, service, detail) : detail;
       },
     );
     f.post<{ Params: { id: string } }>(
@@ -213,12 +232,15 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await app.register(checks);
   await app.register(recordsPlugin(service, auth));
   await app.register(rolloutPlugin(service));
+  // The status page: `/` for browsers (JSON clients keep this index), /ui/assets/*, /ui/state.
+  await app.register(
+    uiPlugin(service, () => ({
+      name: 'readiness-exporter',
+      version: VERSION,
+      checklist: service.checklist().name,
+      endpoints: ['/readiness', '/rollback', '/metrics', '/checks', '/checks/:id', '/attestations', '/deployments', '/healthz', '/readyz', '/docs'],
+    })),
+  );
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/', { schema: { hide: true } }, async () => ({
-    name: 'readiness-exporter',
-    version: VERSION,
-    checklist: service.checklist().name,
-    endpoints: ['/readiness', '/rollback', '/metrics', '/checks', '/checks/:id', '/attestations', '/deployments', '/healthz', '/readyz', '/docs'],
-  }));
   return app;
 }
