@@ -28,6 +28,11 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alert
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 # A font with the page's state icons (✓ ✗ ⚠ ◷ ⊘), so screenshots show text, not boxes.
 [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
+# The image and deploy tests run the service in a network namespace of its own (loopback only):
+# unshare, nsenter and setpriv are util-linux (essential); `ip` brings loopback up. The deploy
+# tests render with the machine's own `kubectl kustomize` (kustomize v5; Debian's
+# kubernetes-client is 1.20, too old): it is not installed here.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # Debian's `loki` package is an unrelated genetics program (MCMC linkage analysis) and Grafana Loki
 # is not packaged for Debian 12: never install it; Loki tests serve Loki's API from a local server.
 command -v loki >/dev/null 2>&1 || echo "test.sh: Grafana Loki is not available from Debian 12 (its 'loki' package is another program): skipped"

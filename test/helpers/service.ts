@@ -106,6 +106,8 @@ export interface SpawnOptions {
   /** The signal that makes the service shut down cleanly (default SIGTERM). */
   stopSignal?: NodeJS.Signals;
   env?: NodeJS.ProcessEnv;
+  /** Start from an empty environment (only `env`), as a container does, instead of this process's. */
+  cleanEnv?: boolean;
   cwd?: string;
 }
 
@@ -114,7 +116,7 @@ export function spawnService(command: string, args: readonly string[], opts: Spa
   const log = openSync(opts.logFile, 'a');
   const child = spawn('sh', ['-c', WRAPPER, 'service-wrapper', (opts.stopSignal ?? 'SIGTERM').replace(/^SIG/, ''), command, ...args], {
     stdio: ['pipe', log, log],
-    env: { ...process.env, ...opts.env },
+    env: opts.cleanEnv ? { ...opts.env } : { ...process.env, ...opts.env },
     cwd: opts.cwd,
     ...(opts.user && { uid: opts.user.uid, gid: opts.user.gid }),
   });
