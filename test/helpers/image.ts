@@ -269,12 +269,20 @@ export function writableFor(dir: string, user?: { uid: number; gid: number }): s
  * Requests reach it through `fetchInside` (a node process joining the namespace).
  */
 export function startIsolated(argv: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; user?: { uid: number; gid: number }; logFile: string }): ServiceProcess {
-  const script = `ip link set lo up && exec ${opts.user ? `setpriv --reuid=${opts.user.uid} --regid=${opts.user.gid} --clear-groups ` : ''}"$@"`;
-  // A clean environment, as a container has: only what the image and the manifest set.
+  // Exactly this environment, as a container has: `env -i` drops what the test runner adds to
+  // every child it spawns (tap rewrites NODE_OPTIONS and adds its own variables).
+  const env: Record<string, string> = { PATH: `${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` };
+  for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) env[k] = v;
+  if (process.env.READINESS_TEST_RUN) env.READINESS_TEST_RUN = process.env.READINESS_TEST_RUN; // scripts/test.sh's cleanup marker
+  const q = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+  const script = [
+    'ip link set lo up',
+    `exec ${opts.user ? `setpriv --reuid=${opts.user.uid} --regid=${opts.user.gid} --clear-groups ` : ''}env -i ${Object.entries(env).map(([k, v]) => q(`${k}=${v}`)).join(' ')} "$@"`,
+  ].join(' && ');
   return spawnService('unshare', ['--net', 'sh', '-c', script, 'isolated', ...argv], {
     logFile: opts.logFile,
     cwd: opts.cwd,
-    env: { PATH: process.env.PATH, READINESS_TEST_RUN: process.env.READINESS_TEST_RUN, ...opts.env },
+    env: { PATH: env.PATH, ...(env.READINESS_TEST_RUN && { READINESS_TEST_RUN: env.READINESS_TEST_RUN }) },
     cleanEnv: true,
   });
 }

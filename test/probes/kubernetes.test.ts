@@ -777,9 +777,9 @@ const SHIPPED = [
 const NS = 'offgridflow';
 const APPS = ['offgridflow-api', 'offgridflow-worker', 'offgridflow-web'];
 
-/** The objects of deploy/rbac.yaml, put into the fake cluster: the exporter's own grants must not trip the app's checks. */
+/** The objects of deploy/base/rbac.yaml, put into the fake cluster: the exporter's own grants must not trip the app's checks. */
 function putShippedRbac(srv: FakeKubeApi): void {
-  for (const doc of YAML.parseAllDocuments(readFileSync('deploy/rbac.yaml', 'utf8'))) {
+  for (const doc of YAML.parseAllDocuments(readFileSync('deploy/base/rbac.yaml', 'utf8'))) {
     const o = doc.toJS() as { kind: string };
     if (o.kind === 'ClusterRole') srv.put('clusterroles', o as never);
     else if (o.kind === 'ClusterRoleBinding') srv.put('clusterrolebindings', o as never);
@@ -891,9 +891,9 @@ t.test('the shipped checklist: every kubernetes row passes on a healthy cluster 
   }
 });
 
-t.test('deploy/rbac.yaml grants list/watch on exactly what the probe reads', async (t) => {
+t.test('deploy/base/rbac.yaml grants list/watch on exactly what the probe reads', async (t) => {
   const granted = new Set<string>();
-  for (const doc of YAML.parseAllDocuments(readFileSync('deploy/rbac.yaml', 'utf8'))) {
+  for (const doc of YAML.parseAllDocuments(readFileSync('deploy/base/rbac.yaml', 'utf8'))) {
     const o = doc.toJS() as { kind: string; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
     for (const r of o.rules ?? []) {
       t.ok(r.verbs.every((v) => v === 'list' || v === 'watch'), `read-only verbs: ${r.verbs.join(', ')}`);

@@ -1,5 +1,5 @@
 // The Kubernetes resources the `kubernetes` probe reads, one entry each: where the API serves
-// it and what of each object is kept in the informer cache. deploy/rbac.yaml grants exactly
+// it and what of each object is kept in the informer cache. deploy/base/rbac.yaml grants exactly
 // these (get/list/watch), plus metrics.k8s.io, which is read by a plain GET per run.
 import type {
   V1ClusterRole,
