@@ -13,6 +13,10 @@ import type { K8sObject } from './helpers/k8s-schemas.js';
 import { one, render } from './helpers/kustomize.js';
 import { logTail, serviceDir, waitFor } from './helpers/service.js';
 
+// Laying out the image (npm ls, ~200 packages hard-linked) and starting the shipped checklist
+// took up to 100 s of this file's 120 s default under a load average of 25 (measured): allow 300.
+t.setTimeout(300_000);
+
 /** The container's process as the kubelet composes it, with volumes and Secrets as directories and values. */
 function composeContainer(objs: K8sObject[], image: ReturnType<typeof stageImage>, secret: Record<string, string>) {
   const dep = one(objs, 'Deployment', 'readiness-exporter');
