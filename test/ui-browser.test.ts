@@ -3,17 +3,21 @@
 // change appearing without a reload, lost contact said out loud, and axe-core finding no
 // serious or critical violation at desktop, phone and wall-screen widths. The screenshots
 // in docs/img/ (linked from the README) are written here.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import type { Page } from 'playwright-core';
 import { STATES } from '../src/store/types.js';
 import { axe, launchBrowser, openPage, serious } from './helpers/browser.js';
+import { serviceDir } from './helpers/service.js';
 import { attestationChecks, scripted, startUi } from './helpers/ui.js';
 
 // Chromium on a loaded 2-core machine: generous, still bounded.
 t.setTimeout(300_000);
 
-const IMG = 'docs/img';
+// The README's screenshots go to docs/img/ with READINESS_SCREENSHOTS=1 (then commit them);
+// an ordinary run writes them to its temp directory, so it leaves the work tree clean.
+const UPDATE = process.env.READINESS_SCREENSHOTS === '1';
+const IMG = UPDATE ? 'docs/img' : serviceDir('screenshots');
 mkdirSync(IMG, { recursive: true });
 
 // Error rate over the runs of the monitor check: fine, then climbing past 1% after the deployment.
@@ -299,4 +303,14 @@ t.test('the status page in Chromium', async (t) => {
     t.match(await page.locator('#signoffs').innerText(), /readiness attest/, 'it says how to sign without the page');
     await page.close();
   });
+});
+
+t.test('the screenshots the README links are in docs/img/', async (t) => {
+  const readme = readFileSync('README.md', 'utf8');
+  for (const [name, width] of [['overview-desktop', 1280], ['overview-phone', 375], ['check-page', 1280]] as const) {
+    t.match(readme, `(docs/img/${name}.png)`, `the README links ${name}.png`);
+    const png = readFileSync(`docs/img/${name}.png`);
+    t.equal(png.subarray(1, 4).toString(), 'PNG', `${name}.png is a PNG`);
+    t.equal(png.readUInt32BE(16), width, `${name}.png is ${width} px wide`);
+  }
 });

@@ -10,8 +10,10 @@ import { Service } from '../src/service.js';
 import { MemoryStore } from '../src/store/memory.js';
 import type { CheckStatus } from '../src/store/types.js';
 import { escapeHtml, html, safeHref } from '../src/ui/html.js';
+import { verdicts } from '../src/ui/model.js';
 import { CONTENT_SECURITY_POLICY } from '../src/ui/plugin.js';
 import { ago, formatValue, span } from '../src/ui/render.js';
+import { waitFor } from './helpers/service.js';
 import { attestationChecks, checklistOf, log, scripted } from './helpers/ui.js';
 
 const BROWSER = 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8';
@@ -206,7 +208,13 @@ t.test('/ui/state: every check in checklist order, and only the panels that chan
 
   flip = false;
   await s.service.scheduler.runNow('api-health');
-  st = (await app.inject(`/ui/state?${q}`)).json();
+  // Open pages share one snapshot for up to a second: the change shows within it.
+  const changedAt = Date.now();
+  st = await waitFor('the failing check in /ui/state', async () => {
+    const x = (await app.inject(`/ui/state?${q}`)).json();
+    return x.checks[0].state === 'fail' ? x : undefined;
+  }, { timeoutMs: 10_000, everyMs: 100 });
+  t.comment(`the change reached /ui/state after ${Date.now() - changedAt} ms`);
   t.match(st.checks[0], { state: 'fail', reason: 'condition' });
   t.same(Object.keys(st.panels), ['verdict'], 'the verdict changed, so its panel is sent');
   t.same(st.sections.verify, { pass: 0, total: 1, passing: false });
@@ -214,6 +222,7 @@ t.test('/ui/state: every check in checklist order, and only the panels that chan
 
   await s.store.addDeployment({ id: 'd1', version: '2.0.0', at: Date.now() - 60_000, createdAt: Date.now(), source: 'api' });
   st = (await app.inject(`/ui/state?${q}`)).json();
+  // No waiting here: a deployment (like a sign-off) makes a new snapshot at once.
   t.ok(st.panels.deployment, 'a deployment changes the deployment panel');
   t.match(st.panels.deployment.html, /2\.0\.0/);
   t.notMatch(st.panels.deployment.html, /min left|ago\)/, 'countdowns are left to the page, so the panel only changes with the data');
@@ -238,8 +247,12 @@ t.test('/checks/:id: JSON as before, the page for browsers, secrets masked by th
   t.match(page.body, '<th scope="row"><code>url</code></th><td><code>postgres://db:5432/app</code></td>');
   t.match(page.body, 'password *** rejected');
   t.equal((await app.inject({ url: '/checks/db-token?format=json', headers: { accept: BROWSER } })).json().id, 'db-token');
-  const missing = await app.inject({ url: '/checks/nope', headers: { accept: BROWSER } });
+  const missing = await app.inject({ url: '/checks/%3Cb%3Enope', headers: { accept: BROWSER } });
   t.equal(missing.statusCode, 404);
+  t.match(missing.headers['content-type'], /^text\/html/, 'a browser gets a page for a missing check');
+  t.equal(missing.headers['content-security-policy'], CONTENT_SECURITY_POLICY);
+  t.match(missing.body, 'No check with id <code>&lt;b&gt;nope</code>');
+  t.same((await app.inject('/checks/nope')).json(), { error: 'RDY_CHECK_NOT_FOUND', message: 'no check with id "nope"' }, 'an API client still gets the error');
 });
 
 t.test('compressed page and assets; /readiness and /metrics untouched', async (t) => {
@@ -289,4 +302,43 @@ t.test('the shipped checklist: the page transfers well under 150 KB', async (t) 
   }
   t.comment(`shipped checklist page: ${decoded.length} bytes of HTML, ${total} bytes transferred with its assets`);
   t.ok(total < 150 * 1024, `the page and its assets transfer ${total} bytes compressed (< 150 KB)`);
+});
+
+t.test("each phase's verdict is the gate's: the page agrees with /readiness?phase=P", async (t) => {
+  const phases = ['pre-deploy', 'deploy', 'verify', 'monitor', 'post-deploy'] as const;
+  const outcomes = [{ n: 1 }, { n: 50 }, { n: 99 }, undefined];
+  const checks = Array.from({ length: 40 }, (_, i) =>
+    scripted({
+      id: `c-${i}`,
+      section: `s${i % 3}`,
+      phase: phases[i % phases.length]!,
+      gate: i % 7 !== 0,
+      expect: ['n < 90'],
+      warn: ['n < 40'],
+      ...(i % 11 === 5 && { unconfigured: 'environment variable X is not set' }),
+      observe: () => {
+        const o = outcomes[(i * 7) % outcomes.length];
+        return o ? { value: o.n, fields: o } : { fields: {}, error: { reason: 'timeout', message: 'slow' } };
+      },
+    }),
+  );
+  const store = new MemoryStore();
+  const service = new Service({ file: 'x.yaml', checklist: checklistOf('phases', checks), store, log });
+  for (const c of checks.slice(0, 30)) if (!c.unconfigured) await service.scheduler.runNow(c.id);
+  await store.addDeployment({ id: 'd', version: '1', at: Date.now() - 1000, createdAt: Date.now(), source: 'api' });
+  const app = await buildServer({ service, log });
+  t.teardown(() => app.close());
+  const views = service.views();
+  t.ok(new Set(views.map((v) => v.state)).size >= 5, 'preconditions: a mix of states');
+  const { phases: verdict, summary } = verdicts(views);
+  for (const p of verdict) {
+    const res = await app.inject(p.phase === 'all' ? '/readiness' : `/readiness?phase=${p.phase}`);
+    const body = res.json();
+    t.same(
+      { ready: p.ready, failing: p.failing, advisory: p.advisory, total: p.total },
+      { ready: res.statusCode === 200, failing: body.failing.length, advisory: body.advisory.length, total: body.summary.total },
+      `${p.phase}: as /readiness answers it`,
+    );
+    if (p.phase === 'all') t.same(summary, body.summary, 'the counts by state too');
+  }
 });

@@ -11,7 +11,7 @@ import { ApiError } from '../errors.js';
 import { createMetrics } from '../metrics.js';
 import { recordsPlugin } from './records.js';
 import { AnswerStatus, rolloutPlugin } from './rollout.js';
-import { sendCheckPage, uiPlugin, wantsHtml } from '../ui/plugin.js';
+import { sendCheckNotFound, sendCheckPage, uiPlugin, wantsHtml } from '../ui/plugin.js';
 import type { Service } from '../service.js';
 import { describe, matches, parseFilters, readiness, type CheckView } from '../state.js';
 import { VERSION } from '../version.js';
@@ -198,6 +198,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       async (req: FastifyRequest<{ Params: { id: string }; Querystring: { limit?: number } }>, reply) => {
         const html = wantsHtml(req);
         reply.header('vary', 'Accept');
+        if (html && !service.scheduler.view(req.params.id)) return sendCheckNotFound(reply, service, req.params.id);
         const detail = await checkWithHistory(service, req.params.id, req.query.limit ?? (html ? 60 : 20));
         return html ? sendCheckPage(reply, service, detail) : detail;
       },

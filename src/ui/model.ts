@@ -6,8 +6,8 @@ import type { CheckDef, Checklist } from '../config/types.js';
 import { PHASES, type Phase } from '../config/schema.js';
 import type { AttestationParams } from '../probes/attestation.js';
 import type { Service } from '../service.js';
-import { readiness, type CheckView } from '../state.js';
-import { isPassing, type Attestation, type Deployment, type State, type StoreHealth } from '../store/types.js';
+import type { CheckView } from '../state.js';
+import { isPassing, STATES, type Attestation, type Deployment, type State, type StoreHealth } from '../store/types.js';
 
 export interface PhaseVerdict {
   /** A phase, or `all` for the whole gate. */
@@ -73,19 +73,40 @@ export function isAttestation(def: CheckDef): boolean {
   return def.kind === 'attestation';
 }
 
+/**
+ * The whole gate and each phase's, in one pass: what `readiness()` answers for no filter
+ * and for `phase=P` (ready when no gating check is non-passing; failing are the gating
+ * non-passing ones, advisory the others). test/ui.test.ts pins the agreement.
+ */
+export function verdicts(views: readonly CheckView[]): { phases: PhaseVerdict[]; summary: Record<'total' | State, number> } {
+  const byPhase = new Map<Phase | 'all', PhaseVerdict>((['all', ...PHASES] as const).map((phase) => [phase, { phase, ready: true, failing: 0, advisory: 0, total: 0 }]));
+  const summary = Object.fromEntries([['total', 0], ...STATES.map((s) => [s, 0])]) as Record<'total' | State, number>;
+  for (const v of views) {
+    summary.total++;
+    summary[v.state]++;
+    for (const p of [byPhase.get('all')!, byPhase.get(v.def.phase)!]) {
+      p.total++;
+      if (isPassing(v.state)) continue;
+      if (v.gating) {
+        p.failing++;
+        p.ready = false;
+      } else p.advisory++;
+    }
+  }
+  return { phases: [...byPhase.values()], summary };
+}
+
 export function pageModel(service: Service, now = Date.now()): PageModel {
   const checklist = service.checklist();
   const views = service.views(now);
-  const phases: PhaseVerdict[] = (['all', ...PHASES] as const).map((phase) => {
-    const r = readiness(checklist, views, phase === 'all' ? {} : { phase: [phase] }, now);
-    return { phase, ready: r.ready, failing: r.failing.length, advisory: r.advisory.length, total: r.summary.total };
-  });
-  const summary = readiness(checklist, views, {}, now).summary;
+  const { phases, summary } = verdicts(views);
   const w = service.deploymentWindow(now);
   const causes = w.deployment ? service.rollbackCauses(views) : [];
-  const store = service.opts.store;
+  // One read of the attestations (newest first), grouped by check.
+  const byCheck = new Map<string, Attestation[]>();
+  for (const a of service.opts.store.attestations()) byCheck.set(a.check, [...(byCheck.get(a.check) ?? []), a]);
   const signoffs = views.filter((v) => isAttestation(v.def)).map((view): SignoffItem => {
-    const all = store.attestations(view.def.id).map((a) => ({ ...a, active: a.revokedAt === undefined && a.expiresAt > now }));
+    const all = (byCheck.get(view.def.id) ?? []).map((a) => ({ ...a, active: a.revokedAt === undefined && a.expiresAt > now }));
     const active = all.filter((a) => a.active);
     const inactive = all.filter((a) => !a.active);
     return { view, params: view.def.params as unknown as AttestationParams, attestations: [...active, ...inactive.slice(0, INACTIVE_SHOWN)], more: Math.max(0, inactive.length - INACTIVE_SHOWN) };

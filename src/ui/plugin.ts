@@ -12,7 +12,7 @@ import type { Service } from '../service.js';
 import { VERSION } from '../version.js';
 import type { Html } from './html.js';
 import { pageModel } from './model.js';
-import { checkPage, overviewPage, panels, type AssetUrls, type CheckDetailJson, type Panels } from './render.js';
+import { checkPage, notFoundPage, overviewPage, panels, type AssetUrls, type CheckDetailJson, type Panels } from './render.js';
 
 /** The page's files: served from memory, named by content hash so browsers may keep them. */
 const ASSET_FILES = {
@@ -115,6 +115,52 @@ export async function sendCheckPage(reply: FastifyReply, service: Service, detai
   return securityHeaders(reply).type('text/html; charset=utf-8').send(html);
 }
 
+/** How long open pages share one /ui/state snapshot. */
+const SNAPSHOT_TTL_MS = 1000;
+
+interface Snapshot {
+  body: {
+    gen: string;
+    now: number;
+    title: string;
+    checks: { id: string; state: string; reason?: string; message: string; value?: number; lastRun?: number; gating: boolean }[];
+    sections: Record<string, { pass: number; total: number; passing: boolean }>;
+  };
+  panels: Record<keyof Panels, { fp: string; html: string }>;
+}
+
+function buildSnapshot(service: Service, now: number): Snapshot {
+  const m = pageModel(service, now);
+  const all = m.phases.find((p) => p.phase === 'all')!;
+  return {
+    body: {
+      gen: generation(m.checklist),
+      now: m.now,
+      title: `${m.rollback.recommended ? 'ROLL BACK · ' : ''}${all.ready ? 'Ready' : 'Not ready'} · ${m.checklist.name}`,
+      checks: m.sections.flatMap((s) =>
+        s.checks.map((v) => ({
+          id: v.def.id,
+          state: v.state,
+          ...(v.reason !== undefined && { reason: v.reason }),
+          message: v.message,
+          ...(v.value !== undefined && { value: v.value }),
+          ...(v.lastRun !== undefined && { lastRun: v.lastRun }),
+          gating: v.gating,
+        })),
+      ),
+      sections: Object.fromEntries(m.sections.map((s) => [s.name, { pass: s.pass, total: s.total, passing: s.passing }])),
+    },
+    panels: renderPanels(panels(m)),
+  };
+}
+
+/** A browser's 404 for a check id that is not in the checklist. */
+export async function sendCheckNotFound(reply: FastifyReply, service: Service, id: string): Promise<FastifyReply> {
+  const assets = await loadAssets();
+  const html = notFoundPage(id, { assets: assetUrls(assets), checklist: service.checklist().name, version: VERSION });
+  return securityHeaders(reply).code(404).type('text/html; charset=utf-8').send(html);
+}
+
 const StateQuery = {
   type: 'object',
   properties: {
@@ -132,6 +178,23 @@ export function uiPlugin(service: Service, index: () => object): FastifyPluginAs
   return async (f) => {
     const assets = await loadAssets();
     const urls = assetUrls(assets);
+
+    // Every open page polls every 2 s: within a second they share one snapshot, so the cost
+    // does not grow with the number of pages. A sign-off or a deployment (what a person just
+    // did and waits to see) makes a new one at once.
+    let cached: { at: number; key: string; checklist: Checklist; value: Snapshot } | undefined;
+    const recordsKey = () => {
+      const atts = service.opts.store.attestations();
+      return `${atts.length}:${atts.filter((a) => a.revokedAt !== undefined).length}:${service.opts.store.deployments(1)[0]?.id ?? ''}`;
+    };
+    const snapshot = (): Snapshot => {
+      const now = Date.now();
+      const key = recordsKey();
+      if (cached && now - cached.at < SNAPSHOT_TTL_MS && cached.key === key && cached.checklist === service.checklist()) return cached.value;
+      const value = buildSnapshot(service, now);
+      cached = { at: now, key, checklist: service.checklist(), value };
+      return value;
+    };
     // Everything this plugin answers is text that compresses well; /readiness is outside it.
     await f.register(compress, { threshold: 1024 });
 
@@ -167,30 +230,11 @@ export function uiPlugin(service: Service, index: () => object): FastifyPluginAs
         },
       },
       async (req: FastifyRequest<{ Querystring: Partial<Record<keyof Panels, string>> }>, reply) => {
-        const m = pageModel(service);
-        const rendered = renderPanels(panels(m));
+        const s = snapshot();
         const changed: Partial<Record<keyof Panels, { fp: string; html: string }>> = {};
-        for (const k of Object.keys(rendered) as (keyof Panels)[]) if (req.query[k] !== rendered[k].fp) changed[k] = rendered[k];
-        const all = m.phases.find((p) => p.phase === 'all')!;
+        for (const k of Object.keys(s.panels) as (keyof Panels)[]) if (req.query[k] !== s.panels[k].fp) changed[k] = s.panels[k];
         reply.header('cache-control', 'no-store');
-        return {
-          gen: generation(m.checklist),
-          now: m.now,
-          title: `${m.rollback.recommended ? 'ROLL BACK · ' : ''}${all.ready ? 'Ready' : 'Not ready'} · ${m.checklist.name}`,
-          checks: m.sections.flatMap((s) =>
-            s.checks.map((v) => ({
-              id: v.def.id,
-              state: v.state,
-              ...(v.reason !== undefined && { reason: v.reason }),
-              message: v.message,
-              ...(v.value !== undefined && { value: v.value }),
-              ...(v.lastRun !== undefined && { lastRun: v.lastRun }),
-              gating: v.gating,
-            })),
-          ),
-          sections: Object.fromEntries(m.sections.map((s) => [s.name, { pass: s.pass, total: s.total, passing: s.passing }])),
-          panels: changed,
-        };
+        return { ...s.body, panels: changed };
       },
     );
 

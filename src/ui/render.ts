@@ -65,21 +65,23 @@ export function span(ms: number): string {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** A state in words; its icon comes from the style sheet (`content: "✓" / ""`, not read out). */
 export function badge(state: State): Html {
-  return html`<span class="badge s-${state}"><span class="ic" aria-hidden="true">${STATE_ICON[state]}</span> ${state}</span>`;
+  return html`<span class="badge s-${state}">${state}</span>`;
 }
 
 function link(url: string | undefined, text: Html | string, cls?: string): Html {
   const href = safeHref(url);
   // A URL that may not be linked is still shown, as text, so nobody wonders where it went.
   if (!href) return url ? html`<span class="${cls ?? ''} nolink">${text} <code>${url}</code> (not linked)</span>` : html``;
-  return html`<a href="${href}"${cls ? html` class="${cls}"` : ''} rel="noreferrer">${text}</a>`;
+  // No rel="noreferrer" needed: the page's Referrer-Policy is no-referrer.
+  return html`<a href="${href}"${cls ? html` class="${cls}"` : ''}>${text}</a>`;
 }
 
-/** A time that app.js keeps relative (`data-t`), with the absolute time as its title. */
+/** A time that app.js keeps relative (`class="rel"`, read from its datetime). */
 function rel(ms: number | undefined, now: number | undefined): Html {
   if (ms === undefined) return html`<span class="never">never</span>`;
-  return html`<time datetime="${iso(ms)}" data-t="${ms}" title="${formatTime(ms)}">${now === undefined ? formatTime(ms) : ago(ms, now)}</time>`;
+  return html`<time class="rel" datetime="${iso(ms)}">${now === undefined ? formatTime(ms) : ago(ms, now)}</time>`;
 }
 
 function reasonText(reason: string | undefined): Html {
@@ -244,7 +246,7 @@ export function checkRow(v: CheckView, now: number): Html {
   const exp = expectText(def);
   return html`<tr id="c-${def.id}" class="s-${v.state}" data-gating="${v.gating ? '1' : '0'}">
 <td class="st">${badge(v.state)}</td>
-<th scope="row" class="what"><a href="/checks/${def.id}">${def.title}</a> <span class="meta">${def.id} · ${def.severity} · ${def.phase}<span class="adv"> · advisory</span></span></th>
+<th scope="row"><a href="/checks/${def.id}">${def.title}</a> <span class="meta">${def.id} · ${def.severity} · ${def.phase}</span></th>
 <td class="why">${reasonText(v.state === 'pass' ? undefined : v.reason)} <span class="msg">${v.message}</span></td>
 <td class="val"><span class="v">${formatValue(v.value)}</span>${exp ? html` <span class="exp">${exp}</span>` : ''}</td>
 <td class="last">${rel(v.lastRun, now)}</td>
@@ -417,3 +419,13 @@ ${Object.keys(d.params).length
   });
 }
 
+/** A browser asking for a check that does not exist (a stale bookmark after a reload). */
+export function notFoundPage(id: string, opts: { assets: AssetUrls; checklist: string; version: string }): string {
+  const body = html`${header(opts.checklist, opts.version, 'check')}
+<main id="main" class="check">
+<h1>No check with id <code>${id}</code></h1>
+<p>The checklist <strong>${opts.checklist}</strong> has no such check (it may have been renamed or removed when the checklist was reloaded).</p>
+<p><a href="/">Back to the checklist</a></p>
+</main>`;
+  return page({ title: `No such check · ${opts.checklist}`, assets: opts.assets, body, data: { page: 'missing' } });
+}

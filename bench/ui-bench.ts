@@ -1,0 +1,147 @@
+// The status page at scale, in Debian's headless Chromium, and what serving it costs /readiness.
+//
+//   npx tsx bench/ui-bench.ts [checks=1000] [rounds=7]
+//
+// 1. Page: navigation start to "usable" (app.js has run: the `readiness-ui-ready` mark) for
+//    the status page of N checks, alternated with an anchor: the same N rows as a bare HTML
+//    table (no style sheet, no script) from a plain node:http server. Medians and the ratio.
+// 2. /readiness while pages poll: /readiness latency with nobody looking, alternated with
+//    10 open pages polling /ui/state every 2 s (the page's own rate, 5 requests/s) and one
+//    full page load every 2 s. Medians, p99 and the ratio.
+// 3. The server's side alone: rendering `/` and answering /ui/state (no compression).
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import pino from 'pino';
+import type { CheckDef } from '../src/config/types.js';
+import { buildServer } from '../src/http/server.js';
+import { Service } from '../src/service.js';
+import { MemoryStore } from '../src/store/memory.js';
+import { CHROMIUM, CHROMIUM_ARGS } from '../test/helpers/browser.js';
+import { checklistOf, scripted } from '../test/helpers/ui.js';
+
+const N = Number(process.argv[2] ?? 1000);
+const ROUNDS = Number(process.argv[3] ?? 7);
+const log = pino({ level: 'silent' });
+const sections = ['code-quality', 'configuration', 'database', 'infrastructure', 'observability', 'security', 'performance', 'disaster-recovery', 'documentation', 'compliance'];
+const checks: CheckDef[] = Array.from({ length: N }, (_, i) =>
+  scripted({
+    id: `check-${i}`,
+    title: `Checklist line ${i}: a measured property of the system stays within its bound`,
+    section: sections[i % sections.length]!,
+    severity: (['critical', 'high', 'medium', 'low'] as const)[i % 4],
+    phase: (['pre-deploy', 'verify', 'monitor', 'post-deploy'] as const)[i % 4],
+    expect: ['n < 900'],
+    runbook: `https://runbooks.example.com/readiness/checks/check-${i}`,
+    observe: () => ({ value: i, fields: { n: i } }),
+  }),
+);
+const store = new MemoryStore();
+const service = new Service({ file: 'bench', checklist: checklistOf('bench', checks), store, log });
+for (const c of checks) await service.scheduler.runNow(c.id);
+const app = await buildServer({ service, log });
+const url = await app.listen({ port: 0, host: '127.0.0.1' });
+
+// The anchor: the same rows, bare.
+const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+const bare = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>bare</title></head><body><table>${service
+  .views()
+  .map((v) => `<tr><td>${v.state}</td><td><a href="/checks/${v.def.id}">${esc(v.def.title)}</a> ${v.def.id}</td><td>${esc(v.message)}</td><td>${v.value ?? ''}</td><td><a href="${v.def.runbook}">runbook</a></td></tr>`)
+  .join('')}</table></body></html>`;
+const anchor = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(bare));
+await new Promise<void>((r) => anchor.listen(0, '127.0.0.1', r));
+const anchorUrl = `http://127.0.0.1:${(anchor.address() as { port: number }).port}/`;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+
+// ---- 1. the page in Chromium
+const profile = mkdtempSync(join(tmpdir(), 'ui-bench-'));
+const ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1440, height: 900 } });
+const page = await ctx.newPage();
+const usable: number[] = [];
+const bareLoaded: number[] = [];
+let transfer = 0;
+for (let r = 0; r < ROUNDS; r++) {
+  await page.goto(url);
+  await page.waitForFunction(() => document.documentElement.dataset.ready === '1');
+  const m = await page.evaluate(() => ({
+    ready: performance.getEntriesByName('readiness-ui-ready')[0]!.startTime,
+    transfer: (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).transferSize,
+  }));
+  usable.push(m.ready);
+  transfer = m.transfer;
+  await page.goto(anchorUrl, { waitUntil: 'domcontentloaded' });
+  bareLoaded.push(await page.evaluate(() => (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).domContentLoadedEventEnd));
+}
+await ctx.close();
+rmSync(profile, { recursive: true, force: true });
+console.log(`${N} checks, ${ROUNDS} alternated rounds`);
+console.log(`page usable (app.js ran)     median ${median(usable).toFixed(0)} ms  (max ${Math.max(...usable).toFixed(0)}), ${(transfer / 1024).toFixed(0)} KiB transferred`);
+console.log(`anchor: bare table loaded    median ${median(bareLoaded).toFixed(0)} ms  (max ${Math.max(...bareLoaded).toFixed(0)}), ${(bare.length / 1024).toFixed(0)} KiB uncompressed`);
+console.log(`ratio page/anchor            ${(median(usable) / median(bareLoaded)).toFixed(2)}`);
+
+// ---- 2. /readiness with and without pages polling
+async function readinessLatencies(ms: number): Promise<number[]> {
+  const out: number[] = [];
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const s = performance.now();
+    const res = await fetch(`${url}/readiness`);
+    await res.arrayBuffer();
+    out.push(performance.now() - s);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return out;
+}
+function viewers(count: number): () => void {
+  let stop = false;
+  const loops = Array.from({ length: count }, async (_, i) => {
+    await new Promise((r) => setTimeout(r, (i * 2000) / count));
+    while (!stop) {
+      await (await fetch(`${url}/ui/state`, { headers: { 'accept-encoding': 'gzip' } })).arrayBuffer();
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  });
+  const pageLoads = (async () => {
+    while (!stop) {
+      await (await fetch(url, { headers: { accept: 'text/html', 'accept-encoding': 'br, gzip' } })).arrayBuffer();
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  })();
+  return () => {
+    stop = true;
+    void Promise.all([...loops, pageLoads]);
+  };
+}
+const quiet: number[] = [];
+const busy: number[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  quiet.push(...(await readinessLatencies(3000)));
+  const stop = viewers(10);
+  busy.push(...(await readinessLatencies(3000)));
+  stop();
+  await new Promise((r) => setTimeout(r, 2100));
+}
+console.log(`/readiness, nobody looking   p50 ${median(quiet).toFixed(2)} ms  p99 ${pct(quiet, 0.99).toFixed(2)} ms  (${quiet.length} requests)`);
+console.log(`/readiness, 10 pages polling p50 ${median(busy).toFixed(2)} ms  p99 ${pct(busy, 0.99).toFixed(2)} ms  (${busy.length} requests)`);
+console.log(`ratio polling/quiet          p50 ${(median(busy) / median(quiet)).toFixed(2)}  p99 ${(pct(busy, 0.99) / pct(quiet, 0.99)).toFixed(2)}`);
+
+// ---- 3. the server's side alone
+async function serverTime(path: string, headers: Record<string, string>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    const s = performance.now();
+    await app.inject({ url: path, headers });
+    out.push(performance.now() - s);
+  }
+  return out;
+}
+const render = await serverTime('/', { accept: 'text/html' });
+const state = await serverTime('/ui/state', {});
+console.log(`server: render /             p50 ${median(render).toFixed(1)} ms`);
+console.log(`server: /ui/state            p50 ${median(state).toFixed(1)} ms`);
+await app.close();
+anchor.close();
