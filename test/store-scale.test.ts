@@ -179,3 +179,25 @@ t.test('postgres: a write reads as many history rows at 200k rows as at 10k', as
   t.ok(small <= 2 * limit, `it reads about one check's rows, not the table: ${small} rows at 10k total`);
   t.ok(large <= small * 2, `the same at 200k total rows: ${large} vs ${small}`);
 });
+
+t.test('the results of one event-loop turn are written by one transaction', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'readiness-scale-'));
+  const backend = new SqliteBackend(join(dir, 'readiness.sqlite'), 50);
+  const batches: number[] = [];
+  const write = backend.writeStatuses?.bind(backend);
+  t.ok(write, 'the embedded store writes batches');
+  backend.writeStatuses = async (batch) => {
+    batches.push(batch.length);
+    return write!(batch);
+  };
+  const store = new CachedStore(backend);
+  await store.init();
+  t.teardown(() => store.close());
+  const done = Array.from({ length: 200 }, (_, i) => store.put(status(`c-${i % 20}`, i + 1)));
+  await Promise.all(done);
+  t.same(batches, [200], '200 results of one turn: one transaction');
+  t.equal(store.health().ok, true);
+  t.same((await store.history('c-3', 20)).map((r) => r.message), Array.from({ length: 10 }, (_, k) => `run ${200 - 16 - 20 * k}`), 'in order, per check');
+  await store.put(status('c-0', 1000));
+  t.same(batches, [200, 1], 'a later result is its own transaction');
+});

@@ -18,6 +18,11 @@ export interface Backend {
   open(): Promise<Snapshot>;
   /** Upserts the latest status and appends its run to the history (pruned to the limit). */
   writeStatus(s: CheckStatus): Promise<void>;
+  /**
+   * The same for several statuses, in order, in one transaction (all or nothing): one commit
+   * for every result that arrived in one turn of the event loop instead of one each.
+   */
+  writeStatuses?(batch: readonly CheckStatus[]): Promise<void>;
   history(check: string, limit: number): Promise<RunResult[]>;
   /** Inserts or replaces (revocation rewrites the row). */
   writeAttestation(a: Attestation): Promise<void>;
@@ -39,6 +44,8 @@ export interface CachedStoreOptions {
   retryMs?: number;
   /** The backend needs no open() (memory): usable without init(). */
   preopened?: boolean;
+  /** Most check results written in one transaction (default 500). */
+  maxBatch?: number;
 }
 
 export class CachedStore implements Store {
@@ -53,6 +60,7 @@ export class CachedStore implements Store {
   #retryTimer: NodeJS.Timeout | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
   #draining: Promise<void> | undefined;
+  #drainSoon: NodeJS.Immediate | undefined;
   #closed = false;
   #opened = false;
   readonly #opts: Required<Omit<CachedStoreOptions, 'log' | 'preopened'>> & { log?: Logger };
@@ -62,7 +70,7 @@ export class CachedStore implements Store {
     opts: CachedStoreOptions = {},
   ) {
     const { preopened, ...rest } = opts;
-    this.#opts = { maxQueue: 10_000, refreshMs: 1_000, retryMs: 1_000, ...rest };
+    this.#opts = { maxQueue: 10_000, refreshMs: 1_000, retryMs: 1_000, maxBatch: 500, ...rest };
     this.#opened = preopened ?? false;
   }
 
@@ -132,7 +140,12 @@ export class CachedStore implements Store {
       this.#settle(status);
       this.#scheduleRetry();
     } else {
-      void this.#drain();
+      // Group commit: every result that completes in this turn of the event loop is written
+      // by the same transaction, at the end of the turn (before the next I/O is served).
+      this.#drainSoon ??= setImmediate(() => {
+        this.#drainSoon = undefined;
+        void this.#drain();
+      });
     }
     return done;
   }
@@ -168,10 +181,12 @@ export class CachedStore implements Store {
         // Degraded with nothing queued (a refused attestation): prove the backend is back.
         if (this.#degraded && this.#queue.length === 0) await this.backend.ping?.();
         while (this.#queue.length > 0) {
-          const next = this.#queue[0]!;
-          await this.backend.writeStatus(next);
-          this.#queue.shift();
-          this.#settle(next);
+          const batch = this.#queue.slice(0, this.#opts.maxBatch);
+          if (this.backend.writeStatuses) await this.backend.writeStatuses(batch);
+          else for (const s of batch) await this.backend.writeStatus(s);
+          // A status dropped from a full queue meanwhile was settled already; skip what was written.
+          this.#queue.splice(0, Math.min(batch.length, this.#queue.indexOf(batch.at(-1)!) + 1));
+          for (const s of batch) this.#settle(s);
         }
         if (this.#degraded) this.#opts.log?.info({ dropped: this.#dropped }, `${this.kind} store is back: queue drained`);
         this.#degraded = undefined;
@@ -265,6 +280,7 @@ export class CachedStore implements Store {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#refreshTimer);
+    if (this.#drainSoon) clearImmediate(this.#drainSoon);
     await this.backend.close();
   }
 }

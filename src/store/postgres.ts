@@ -156,21 +156,45 @@ export class PostgresBackend implements Backend {
   }
 
   async writeStatus(s: CheckStatus): Promise<void> {
+    return this.writeStatuses([s]);
+  }
+
+  /**
+   * A batch of results in one transaction and a fixed number of statements: the latest row
+   * of each check (the newest of the batch wins, and never over a newer row from another
+   * replica), every run appended to the history in order, then the checks due for pruning.
+   */
+  async writeStatuses(batch: readonly CheckStatus[]): Promise<void> {
+    const newest = new Map<string, CheckStatus>();
+    for (const s of batch) {
+      const cur = newest.get(s.check);
+      if (!cur || cur.last.finishedAt <= s.last.finishedAt) newest.set(s.check, s);
+    }
+    const due: string[] = [];
+    for (const s of batch) {
+      const n = (this.#sincePrune.get(s.check) ?? Infinity) + 1;
+      const prune = n >= pruneEvery(this.historyLimit);
+      this.#sincePrune.set(s.check, prune ? 0 : n);
+      if (prune && !due.includes(s.check)) due.push(s.check);
+    }
+    const latest = [...newest.values()];
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query(
-        `INSERT INTO readiness_check_latest (check_id, status, finished_at) VALUES ($1, $2, $3)
+        `INSERT INTO readiness_check_latest (check_id, status, finished_at)
+         SELECT * FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[])
          ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at, change_seq = nextval('readiness_change_seq')
          WHERE readiness_check_latest.finished_at <= excluded.finished_at`,
-        [s.check, JSON.stringify(s), ts(s.last.finishedAt)],
+        [latest.map((s) => s.check), latest.map((s) => JSON.stringify(s)), latest.map((s) => ts(s.last.finishedAt))],
       );
-      await client.query('INSERT INTO readiness_check_history (check_id, result, finished_at) VALUES ($1, $2, $3)', [s.check, JSON.stringify(s.last), ts(s.last.finishedAt)]);
+      await client.query(
+        `INSERT INTO readiness_check_history (check_id, result, finished_at)
+         SELECT c, r, f FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[]) WITH ORDINALITY AS b(c, r, f, i) ORDER BY i`,
+        [batch.map((s) => s.check), batch.map((s) => JSON.stringify(s.last)), batch.map((s) => ts(s.last.finishedAt))],
+      );
       // Per check, by index: a write costs the same whatever the total history.
-      const n = (this.#sincePrune.get(s.check) ?? Infinity) + 1;
-      const prune = n >= pruneEvery(this.historyLimit);
-      this.#sincePrune.set(s.check, prune ? 0 : n);
-      if (prune) await client.query(PRUNE_SQL, [s.check, this.historyLimit]);
+      for (const check of due) await client.query(PRUNE_SQL, [check, this.historyLimit]);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});

@@ -1,6 +1,7 @@
 // The embedded default store: one SQLite file through better-sqlite3, so `readiness serve`
 // keeps attestations, deployments and the last state of every check across restarts with no
-// server to run. WAL with synchronous=FULL: a write returns only once it is on disk.
+// server to run. WAL with synchronous=FULL for attestations and deployments: such a write
+// returns only once it is on disk. Check results are written in batches without an fsync.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -33,6 +34,7 @@ export class SqliteBackend implements Backend {
   readonly kind = 'sqlite';
   #db: Database.Database | undefined;
   #stmts: Statements | undefined;
+  #sync: 'FULL' | 'NORMAL' = 'FULL';
   /** Writes per check since its last prune. */
   readonly #sincePrune = new Map<string, number>();
 
@@ -64,6 +66,7 @@ export class SqliteBackend implements Backend {
       }
     })();
     this.#db = db;
+    this.#sync = 'FULL';
     this.#stmts = {
       latest: db.prepare(WRITE_SQL.latest),
       append: db.prepare(WRITE_SQL.append),
@@ -86,12 +89,32 @@ export class SqliteBackend implements Backend {
   }
 
   async writeStatus(s: CheckStatus): Promise<void> {
+    return this.writeStatuses([s]);
+  }
+
+  /**
+   * One transaction for a batch of check results, committed without an fsync
+   * (synchronous=NORMAL): in WAL mode that survives a crash of the process (kill -9) and
+   * can lose only the latest results on a power failure, which the next runs replace. An
+   * fsync per result held the event loop for most of its time at 1,000 results/s.
+   */
+  async writeStatuses(batch: readonly CheckStatus[]): Promise<void> {
     const st = this.#s;
+    this.#synchronous('NORMAL');
     this.db.transaction(() => {
-      st.latest.run(s.check, JSON.stringify(s), s.last.finishedAt);
-      st.append.run(s.check, JSON.stringify(s.last), s.last.finishedAt);
-      this.#maybePrune(s.check);
+      for (const s of batch) {
+        st.latest.run(s.check, JSON.stringify(s), s.last.finishedAt);
+        st.append.run(s.check, JSON.stringify(s.last), s.last.finishedAt);
+        this.#maybePrune(s.check);
+      }
     })();
+  }
+
+  /** Attestations and deployments commit with an fsync (FULL), which also makes earlier results durable. */
+  #synchronous(mode: 'FULL' | 'NORMAL'): void {
+    if (this.#sync === mode) return;
+    this.db.pragma(`synchronous = ${mode}`);
+    this.#sync = mode;
   }
 
   /** Prunes one check's history every pruneEvery(limit) of its writes; returns the rows deleted. */
@@ -112,10 +135,12 @@ export class SqliteBackend implements Backend {
   }
 
   async writeAttestation(a: Attestation): Promise<void> {
+    this.#synchronous('FULL');
     this.db.prepare('INSERT INTO attestations (id, check_id, doc, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc').run(a.id, a.check, JSON.stringify(a), a.createdAt);
   }
 
   async writeDeployment(d: Deployment): Promise<void> {
+    this.#synchronous('FULL');
     this.db.prepare('INSERT INTO deployments (id, doc, at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, at = excluded.at').run(d.id, JSON.stringify(d), d.at);
   }
 
