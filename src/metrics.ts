@@ -1,6 +1,12 @@
-// The metric families of DESIGN.md, read from the current state at scrape time (each
-// family's collect() asks the service), plus the exporter's own readiness_exporter_* health.
-// A registry is injected: no global state, so tests and reloads get clean registries.
+// The metric families of DESIGN.md and the exporter's own readiness_exporter_* health.
+//
+// The per-check families are rendered from text kept per check view: a view is replaced
+// (ViewCache) only when its check changes, and its lines are built once for that view, so a
+// scrape of 10,000 checks concatenates strings instead of setting 140,000 prom-client
+// series. Every readiness_* family of one scrape comes from one snapshot of the views, taken
+// at once: they describe one instant even though rendering yields to the event loop (so a
+// /readiness request never waits for a scrape). The exporter's own health and the process
+// metrics stay on a prom-client registry (injected, no global state).
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { PHASES } from './config/schema.js';
 import type { Checklist } from './config/types.js';
@@ -11,11 +17,12 @@ import { isPassing, STATES, type StoreHealth } from './store/types.js';
 /** What the collectors read at scrape time. */
 export interface MetricsSource {
   checklist(): Checklist;
-  views(): CheckView[];
+  /** Every check's view; a view object is replaced when (and only when) the check changes. */
+  views(now?: number): readonly CheckView[];
   schedulerStats(): SchedulerStats;
   storeHealth(): StoreHealth;
-  rollbackRecommended(views?: CheckView[]): boolean;
-  deploymentWindow(): { deployment?: { at: number }; open: boolean };
+  rollbackRecommended(views?: readonly CheckView[]): boolean;
+  deploymentWindow(now?: number): { deployment?: { at: number }; open: boolean };
   reloads(): { success: number; failure: number; lastSuccessful: boolean; lastSuccessAt: number };
   version: string;
 }
@@ -23,151 +30,155 @@ export interface MetricsSource {
 /** prom-client's nodejs_active_*_total are gauges whose names end in _total: promtool rejects them. */
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
+/** Per-check lines appended between two turns of the event loop while rendering. */
+const LINES_PER_TURN = 2_000;
+
 export interface ExporterMetrics {
+  /** The exporter's own health and process metrics (the readiness_* families are rendered as text). */
   registry: Registry;
-  /** One exposition: the check views are computed once and shared by every family. */
+  contentType: string;
+  /** One exposition: every readiness_* family from one snapshot of the views. */
   scrape(): Promise<string>;
+  /** Per-check line sets built so far: a test's proof that a scrape without changes builds none. */
+  linesBuilt(): number;
 }
 
-export function createMetrics(source: MetricsSource): ExporterMetrics {
-  // Every family reads the views; computing them once per scrape instead of once per family
-  // is what keeps a 500-check scrape cheap (bench/scrape-bench.ts).
-  let memo: CheckView[] | undefined;
-  const src: MetricsSource = {
-    version: source.version,
-    checklist: () => source.checklist(),
-    views: () => (memo ??= source.views()),
-    schedulerStats: () => source.schedulerStats(),
-    storeHealth: () => source.storeHealth(),
-    rollbackRecommended: () => source.rollbackRecommended(src.views()),
-    deploymentWindow: () => source.deploymentWindow(),
-    reloads: () => source.reloads(),
-  };
-  const reg = new Registry();
-  const registers = [reg];
-  const checkLabels = (v: CheckView) => ({ check: v.def.id });
-  /**
-   * A label-less gauge with no sample while its value is unknown. prom-client's reset() puts
-   * a label-less gauge back at 0, which a reader cannot tell from a real 0 (a deployment at
-   * the epoch): every "absent until known" family without labels goes through here.
-   */
-  const optionalGauge = (name: string, help: string, read: () => number | undefined) =>
-    new Gauge({
-      name,
-      help,
-      registers,
-      collect() {
-        const x = read();
-        if (x === undefined || !Number.isFinite(x)) this.remove({});
-        else this.set(x);
-      },
-    });
+/** Prometheus text format escaping, as prom-client does it. */
+const escapeHelp = (s: string) => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+const escapeLabel = (s: string) => escapeHelp(s).replace(/"/g, '\\"');
+/** A sample value as prom-client writes it. */
+function num(x: number): string {
+  if (Number.isNaN(x)) return 'Nan';
+  if (!Number.isFinite(x)) return x < 0 ? '-Inf' : '+Inf';
+  return `${x}`;
+}
 
-  new Gauge({
+interface Family {
+  name: string;
+  help: string;
+  type: 'gauge' | 'counter';
+}
+
+const header = (f: Family) => `# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}`;
+
+/** A family of one sample per check (or none), labelled by check only. */
+function perCheck(name: string, help: string, read: (v: CheckView) => number | undefined) {
+  return {
+    name,
+    help,
+    type: 'gauge' as const,
+    lines(v: CheckView, check: string): string {
+      const x = read(v);
+      return x !== undefined && Number.isFinite(x) ? `\n${name}{check="${check}"} ${num(x)}` : '';
+    },
+  };
+}
+
+/**
+ * The per-check families in exposition order. Each renders one check's lines, each line
+ * starting with a newline, from its view alone; label names, order and values exactly as
+ * the prom-client gauges they replace wrote them (docs/metrics.md).
+ */
+const CHECK_FAMILIES: (Family & { lines(v: CheckView, check: string): string })[] = [
+  {
     name: 'readiness_check_passing',
     help: 'Whether the check is passing (state pass or warn): 1 or 0.',
-    labelNames: ['check', 'section', 'severity', 'phase'],
-    registers,
-    collect() {
-      this.reset();
-      for (const v of src.views()) {
-        this.set({ check: v.def.id, section: v.def.section, severity: v.def.severity, phase: v.def.phase }, isPassing(v.state) ? 1 : 0);
-      }
-    },
-  });
-  new Gauge({
+    type: 'gauge',
+    lines: (v, check) =>
+      `\nreadiness_check_passing{check="${check}",section="${escapeLabel(v.def.section)}",severity="${escapeLabel(v.def.severity)}",phase="${escapeLabel(v.def.phase)}"} ${isPassing(v.state) ? 1 : 0}`,
+  },
+  {
     name: 'readiness_check_state',
     help: 'The check state, one-hot over pass, warn, fail, error, stale, pending and unconfigured.',
-    labelNames: ['check', 'state'],
-    registers,
-    collect() {
-      this.reset();
-      for (const v of src.views()) for (const s of STATES) this.set({ check: v.def.id, state: s }, v.state === s ? 1 : 0);
-    },
-  });
-  new Gauge({
+    type: 'gauge',
+    lines: (v, check) => STATES.map((s) => `\nreadiness_check_state{check="${check}",state="${s}"} ${v.state === s ? 1 : 0}`).join(''),
+  },
+  {
     name: 'readiness_check_failure_info',
     help: 'Why a non-passing check is not passing: 1 for its current reason (a fixed list, see docs/metrics.md).',
-    labelNames: ['check', 'reason'],
-    registers,
-    collect() {
-      this.reset();
-      for (const v of src.views()) if (!isPassing(v.state) && v.reason) this.set({ check: v.def.id, reason: v.reason }, 1);
-    },
-  });
-  const perCheck = (name: string, help: string, read: (v: CheckView) => number | undefined) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ['check'],
-      registers,
-      collect() {
-        this.reset();
-        for (const v of src.views()) {
-          const x = read(v);
-          if (x !== undefined && Number.isFinite(x)) this.set(checkLabels(v), x);
-        }
-      },
-    });
-  perCheck('readiness_check_value', 'The number the check measured (days left, percent, seconds, count), when it has one.', (v) => v.value);
-  perCheck('readiness_check_last_run_timestamp_seconds', 'Unix time at which the last run of the check ended.', (v) => (v.lastRun === undefined ? undefined : v.lastRun / 1000));
-  perCheck('readiness_check_last_pass_timestamp_seconds', 'Unix time at which the last passing run of the check ended.', (v) => (v.lastPass === undefined ? undefined : v.lastPass / 1000));
-  perCheck('readiness_check_interval_seconds', 'Configured interval of the check (for a cron schedule, the gap between firings).', (v) => v.def.intervalMs / 1000);
-  perCheck('readiness_check_duration_seconds', 'Duration of the last run of the check.', (v) => (v.durationMs === undefined ? undefined : v.durationMs / 1000));
-  new Counter({
+    type: 'gauge',
+    lines: (v, check) => (!isPassing(v.state) && v.reason ? `\nreadiness_check_failure_info{check="${check}",reason="${escapeLabel(v.reason)}"} 1` : ''),
+  },
+  perCheck('readiness_check_value', 'The number the check measured (days left, percent, seconds, count), when it has one.', (v) => v.value),
+  perCheck('readiness_check_last_run_timestamp_seconds', 'Unix time at which the last run of the check ended.', (v) => (v.lastRun === undefined ? undefined : v.lastRun / 1000)),
+  perCheck('readiness_check_last_pass_timestamp_seconds', 'Unix time at which the last passing run of the check ended.', (v) => (v.lastPass === undefined ? undefined : v.lastPass / 1000)),
+  perCheck('readiness_check_interval_seconds', 'Configured interval of the check (for a cron schedule, the gap between firings).', (v) => v.def.intervalMs / 1000),
+  perCheck('readiness_check_duration_seconds', 'Duration of the last run of the check.', (v) => (v.durationMs === undefined ? undefined : v.durationMs / 1000)),
+  {
     name: 'readiness_check_runs_total',
     help: 'Runs of the check by resulting state.',
-    labelNames: ['check', 'result'],
-    registers,
-    collect() {
-      this.reset();
-      for (const v of src.views()) {
-        for (const [result, n] of Object.entries(v.status?.runs ?? {})) if (n) this.inc({ check: v.def.id, result }, n);
+    type: 'counter',
+    lines: (v, check) => {
+      let out = '';
+      for (const [result, n] of Object.entries(v.status?.runs ?? {})) if (n) out += `\nreadiness_check_runs_total{check="${check}",result="${escapeLabel(result)}"} ${num(n)}`;
+      return out;
+    },
+  },
+];
+
+const READY: Family = { name: 'readiness_ready', help: 'Whether every gating check of the phase passes: 1 or 0; phase="all" covers the whole checklist.', type: 'gauge' };
+const ROLLBACK: Family = {
+  name: 'readiness_rollback_recommended',
+  help: 'Whether a gating monitor-phase check cannot show it is healthy (fail, error, no data, stale) inside the window after the latest deployment: 1 or 0.',
+  type: 'gauge',
+};
+const DEPLOYMENT_TS: Family = {
+  name: 'readiness_deployment_timestamp_seconds',
+  help: 'Unix time the latest recorded deployment went out (POST /deployments); absent before the first.',
+  type: 'gauge',
+};
+const WINDOW_OPEN: Family = { name: 'readiness_deployment_window_open', help: 'Whether the post-deploy monitoring window of the latest deployment is open: 1 or 0.', type: 'gauge' };
+const BUILD_INFO: Family = { name: 'readiness_build_info', help: 'Always 1; labels carry the exporter version and the loaded checklist name.', type: 'gauge' };
+
+/** Every readiness_* family name this module renders as text (the registry holds the rest). */
+export const RENDERED_FAMILIES = [...CHECK_FAMILIES, READY, ROLLBACK, DEPLOYMENT_TS, WINDOW_OPEN, BUILD_INFO].map((f) => f.name);
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export function createMetrics(source: MetricsSource): ExporterMetrics {
+  const src = source;
+  const reg = new Registry();
+  const registers = [reg];
+  /** Each view's lines, per family: built once per view, i.e. once per change of its check. */
+  const lines = new WeakMap<CheckView, string[]>();
+  let built = 0;
+  const linesOf = (v: CheckView): string[] => {
+    let l = lines.get(v);
+    if (!l) {
+      const check = escapeLabel(v.def.id);
+      l = CHECK_FAMILIES.map((f) => f.lines(v, check));
+      lines.set(v, l);
+      built++;
+    }
+    return l;
+  };
+
+  /** The readiness_* families of one instant; yields to the event loop between slices. */
+  async function render(): Promise<string> {
+    const now = Date.now();
+    const views = src.views(now);
+    const window = src.deploymentWindow(now);
+    const rollback = src.rollbackRecommended(views);
+    const checklist = src.checklist().name;
+    const blocks: string[] = [];
+    let n = 0;
+    for (let f = 0; f < CHECK_FAMILIES.length; f++) {
+      const parts = [header(CHECK_FAMILIES[f]!)];
+      for (const v of views) {
+        parts.push(linesOf(v)[f]!);
+        if (++n % LINES_PER_TURN === 0) await turn();
       }
-    },
-  });
-  new Gauge({
-    name: 'readiness_ready',
-    help: 'Whether every gating check of the phase passes: 1 or 0; phase="all" covers the whole checklist.',
-    labelNames: ['phase'],
-    registers,
-    collect() {
-      this.reset();
-      const views = src.views();
-      for (const phase of PHASES) this.set({ phase }, isReady(views.filter((v) => v.def.phase === phase)) ? 1 : 0);
-      this.set({ phase: 'all' }, isReady(views) ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'readiness_rollback_recommended',
-    help: 'Whether a gating monitor-phase check cannot show it is healthy (fail, error, no data, stale) inside the window after the latest deployment: 1 or 0.',
-    registers,
-    collect() {
-      this.set(src.rollbackRecommended() ? 1 : 0);
-    },
-  });
-  optionalGauge('readiness_deployment_timestamp_seconds', 'Unix time the latest recorded deployment went out (POST /deployments); absent before the first.', () => {
-    const d = src.deploymentWindow().deployment;
-    return d && d.at / 1000;
-  });
-  new Gauge({
-    name: 'readiness_deployment_window_open',
-    help: 'Whether the post-deploy monitoring window of the latest deployment is open: 1 or 0.',
-    registers,
-    collect() {
-      this.set(src.deploymentWindow().open ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'readiness_build_info',
-    help: 'Always 1; labels carry the exporter version and the loaded checklist name.',
-    labelNames: ['version', 'checklist'],
-    registers,
-    collect() {
-      this.reset();
-      this.set({ version: src.version, checklist: src.checklist().name }, 1);
-    },
-  });
+      blocks.push(parts.join(''));
+    }
+    const ready = PHASES.map((phase) => `\nreadiness_ready{phase="${phase}"} ${isReady(views.filter((v) => v.def.phase === phase)) ? 1 : 0}`).join('');
+    blocks.push(`${header(READY)}${ready}\nreadiness_ready{phase="all"} ${isReady(views) ? 1 : 0}`);
+    blocks.push(`${header(ROLLBACK)}\nreadiness_rollback_recommended ${rollback ? 1 : 0}`);
+    // Absent before the first deployment: a 0 would read as a deployment at the epoch.
+    blocks.push(`${header(DEPLOYMENT_TS)}${window.deployment ? `\nreadiness_deployment_timestamp_seconds ${num(window.deployment.at / 1000)}` : ''}`);
+    blocks.push(`${header(WINDOW_OPEN)}\nreadiness_deployment_window_open ${window.open ? 1 : 0}`);
+    blocks.push(`${header(BUILD_INFO)}\nreadiness_build_info{version="${escapeLabel(src.version)}",checklist="${escapeLabel(checklist)}"} 1`);
+    return blocks.join('\n\n');
+  }
 
   // The exporter's own health.
   new Counter({
@@ -271,13 +282,11 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
   for (const name of LINT_FAILING_DEFAULTS) reg.removeSingleMetric(name);
   return {
     registry: reg,
+    contentType: reg.contentType,
     async scrape() {
-      memo = undefined;
-      try {
-        return await reg.metrics();
-      } finally {
-        memo = undefined;
-      }
+      const text = await render();
+      return `${text}\n\n${await reg.metrics()}`;
     },
+    linesBuilt: () => built,
   };
 }

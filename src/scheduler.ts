@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { CheckDef, Checklist } from './config/types.js';
 import type { Ownership } from './ha.js';
 import { dependencyResult, nextStatus, runCheck } from './harness.js';
-import { viewCheck, type CheckView } from './state.js';
+import { viewCheck, viewValidUntil, type CheckView } from './state.js';
 import { isPassing, type CheckStatus, type Records, type RunResult, type Store } from './store/types.js';
 
 export interface SchedulerOptions {
@@ -153,6 +153,14 @@ export class Scheduler {
   view(id: string, now = this.#opts.now()): CheckView | undefined {
     const slot = this.#slots.get(id);
     return slot && viewCheck(slot.def, this.#opts.store.latest(id), now, slot.trackedSince);
+  }
+
+  /** view(id), and until when it holds by time alone (viewValidUntil). */
+  viewEntry(id: string, now = this.#opts.now()): { view: CheckView; validUntil: number } | undefined {
+    const slot = this.#slots.get(id);
+    if (!slot) return undefined;
+    const status = this.#opts.store.latest(id);
+    return { view: viewCheck(slot.def, status, now, slot.trackedSince), validUntil: viewValidUntil(slot.def, status, now, slot.trackedSince) };
   }
 
   /** Runs a check now (POST /checks/:id/run); joins the run in flight if there is one. */

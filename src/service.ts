@@ -9,8 +9,15 @@ import { closeProbeKinds } from './probes/index.js';
 import type { Ownership } from './ha.js';
 import { Scheduler, type SchedulerStats } from './scheduler.js';
 import { rollbackCauses, type CheckView } from './state.js';
-import type { CheckStatus, Deployment, Store, StoreHealth } from './store/types.js';
+import type { CheckStatus, Deployment, Store, StoreChange, StoreHealth } from './store/types.js';
 import { VERSION } from './version.js';
+import { ViewCache, type ViewsSnapshot } from './views.js';
+
+/**
+ * What changed in the service: everything the store reports, plus a reload (a new checklist)
+ * and `invalidate` calls. Caches of anything derived from the service listen here.
+ */
+export type ServiceChange = StoreChange | { kind: 'reload' } | { kind: 'invalidate'; check?: string };
 
 export interface ServiceOptions {
   file: string;
@@ -35,9 +42,71 @@ export class Service implements MetricsSource {
   #reloads = { success: 0, failure: 0, lastSuccessful: true, lastSuccessAt: Date.now() };
   readonly #stats: SchedulerStats = { skipped: 0, lagSeconds: 0, maxLagSeconds: 0, running: 0, queued: 0, storeErrors: 0 };
   #lifecycle: Lifecycle = 'starting';
+  readonly #views: ViewCache;
+  readonly #listeners = new Set<(c: ServiceChange) => void>();
+  readonly #unsubscribe: (() => void) | undefined;
+  #recordsVersion = 0;
 
   constructor(readonly opts: ServiceOptions) {
     this.#scheduler = this.#makeScheduler(opts.checklist);
+    this.#views = new ViewCache(
+      {
+        checks: () => this.checklist().checks,
+        view: (def, now) => {
+          const entry = this.#scheduler.viewEntry(def.id, now)!;
+          // Monitor-phase checks gate only inside the window after the latest deployment.
+          if (def.phase === 'monitor') entry.view.gating = def.gate && this.deploymentWindow(now).open;
+          return entry;
+        },
+        sharedValidUntil: (now) => {
+          const w = this.deploymentWindow(now);
+          if (!w.deployment) return Infinity;
+          return now < w.deployment.at ? w.deployment.at : now < w.endsAt! ? w.endsAt! : Infinity;
+        },
+      },
+      !opts.store.onChange,
+    );
+    this.#unsubscribe = opts.store.onChange?.((c) => this.#changed(c));
+  }
+
+  #changed(c: ServiceChange): void {
+    if (c.kind === 'status') this.#views.invalidate(c.check);
+    else if (c.kind === 'invalidate') this.#views.invalidate(c.check);
+    // Deployments move the window; attestations, health and reloads are rare: rebuild all.
+    else this.#views.invalidate();
+    if (c.kind !== 'status') this.#recordsVersion++;
+    for (const l of this.#listeners) {
+      try {
+        l(c);
+      } catch (err) {
+        this.opts.log.error({ err, change: c }, 'change listener failed');
+      }
+    }
+  }
+
+  /**
+   * Calls `listener` after every change of what the service serves (see ServiceChange);
+   * returns the unsubscribe function. This is the one hook for caches of derived state.
+   */
+  onChange(listener: (c: ServiceChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Tells every cache that a check's view (or every view) changed for a reason the store does
+   * not know about: state derived from something other than results, deployments and attestations.
+   */
+  invalidate(check?: string): void {
+    this.#changed(check === undefined ? { kind: 'invalidate' } : { kind: 'invalidate', check });
+  }
+
+  /**
+   * Changes with every deployment, attestation, store health change, reload and invalidate():
+   * what /readiness shows besides the checks.
+   */
+  recordsVersion(): number {
+    return this.#recordsVersion;
   }
 
   #makeScheduler(checklist: Checklist): Scheduler {
@@ -59,6 +128,8 @@ export class Service implements MetricsSource {
     this.#scheduler.start();
     // A SIGTERM that arrived while starting has already moved the replica to `stopping`.
     if (this.#lifecycle === 'starting') this.#lifecycle = 'running';
+    // Start-up resets when each check began being tracked (pending until its first run).
+    this.#changed({ kind: 'reload' });
     this.opts.log.info({ checklist: this.checklist().name, checks: this.checklist().checks.length }, 'scheduler started');
   }
 
@@ -80,12 +151,19 @@ export class Service implements MetricsSource {
     return this.#scheduler.checklist;
   }
 
-  views(now = Date.now()): CheckView[] {
-    const open = this.deploymentWindow(now).open;
-    const views = this.#scheduler.views(now);
-    // Monitor-phase checks gate only inside the window after the latest deployment.
-    for (const v of views) if (v.def.phase === 'monitor') v.gating = v.def.gate && open;
-    return views;
+  /** Every check's view now: frozen and shared until something changes (see ViewCache). */
+  views(now = Date.now()): readonly CheckView[] {
+    return this.#views.get(now).views;
+  }
+
+  /** The views with the versions a cache of anything derived from them compares. */
+  snapshot(now = Date.now()): ViewsSnapshot {
+    return this.#views.get(now);
+  }
+
+  /** Views recomputed so far: a test's proof that a read with no change does no work per check. */
+  viewsBuilt(): number {
+    return this.#views.built;
   }
 
   /** The latest deployment and whether its monitoring window is open now. */
@@ -105,12 +183,12 @@ export class Service implements MetricsSource {
   }
 
   /** Whether a gating monitor-phase check cannot show it is healthy inside the window after the latest deployment. */
-  rollbackRecommended(views: CheckView[] = this.views()): boolean {
+  rollbackRecommended(views: readonly CheckView[] = this.views()): boolean {
     return this.rollbackCauses(views).length > 0;
   }
 
   /** Pass the views a caller already has, so its verdict and this one describe one instant. */
-  rollbackCauses(views: CheckView[] = this.views()): CheckView[] {
+  rollbackCauses(views: readonly CheckView[] = this.views()): CheckView[] {
     // views() makes monitor checks gating only while the window is open: that is the window test.
     return rollbackCauses(views);
   }
@@ -167,6 +245,7 @@ export class Service implements MetricsSource {
     await this.opts.ownership?.start(res.checklist.checks.map((c) => c.id));
     next.start(old.trackedSince());
     this.#scheduler = next;
+    this.#changed({ kind: 'reload' });
     this.#reloads.success++;
     this.#reloads.lastSuccessful = true;
     this.#reloads.lastSuccessAt = Date.now();
@@ -180,6 +259,7 @@ export class Service implements MetricsSource {
     await this.#scheduler.stop(deadlineMs);
     await this.opts.ownership?.stop();
     await closeProbeKinds();
+    this.#unsubscribe?.();
     await this.opts.store.close();
   }
 }

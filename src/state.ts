@@ -58,6 +58,17 @@ export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: n
   return view;
 }
 
+/**
+ * Until when viewCheck() gives the same view at a later `now`: the moment a pending check or
+ * one with a fresh result turns stale (Infinity once nothing changes by time alone). Caches
+ * of views expire by this instead of being recomputed on every read.
+ */
+export function viewValidUntil(def: CheckDef, status: CheckStatus | undefined, now: number, trackedSince: number): number {
+  if (def.unconfigured) return Infinity;
+  const staleAt = Math.max(status?.last.finishedAt ?? -Infinity, trackedSince) + STALE_INTERVALS * def.intervalMs + 1;
+  return now < staleAt ? staleAt : Infinity;
+}
+
 export interface Filters {
   severity?: Severity[];
   phase?: Phase[];

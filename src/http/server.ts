@@ -13,7 +13,8 @@ import { recordsPlugin } from './records.js';
 import { AnswerStatus, rolloutPlugin } from './rollout.js';
 import { sendCheckNotFound, sendCheckPage, uiPlugin, wantsHtml } from '../ui/plugin.js';
 import type { Service } from '../service.js';
-import { describe, matches, parseFilters, readiness, type CheckView } from '../state.js';
+import { describe, matches, parseFilters, type CheckView } from '../state.js';
+import { ReadinessAnswers } from './answers.js';
 import { VERSION } from '../version.js';
 
 export interface ServerOptions {
@@ -134,11 +135,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const metrics = createMetrics(service);
     f.get('/metrics', { schema: { description: 'Prometheus text exposition of every check.' } }, async (_req, reply) => {
       const body = await metrics.scrape();
-      return reply.type(metrics.registry.contentType).send(body);
+      return reply.type(metrics.contentType).send(body);
     });
   };
 
   const ready: FastifyPluginAsync = async (f) => {
+    const answers = new ReadinessAnswers(service);
     const querystring = {
       ...FilterQuery,
       properties: {
@@ -153,20 +155,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       url: '/readiness',
       schema: { description: `${description} POST is accepted with any body and changes nothing, for webhook callers (Flagger) that always POST.`, querystring },
       handler: async (req: FastifyRequest<{ Querystring: Record<string, unknown> }>, reply: FastifyReply) => {
-        const parsed = parseFilters(req.query, service.checklist());
-        if (!parsed.ok) throw new ApiError('RDY_BAD_FILTER', parsed.error);
-        const verbose = ['1', 'true'].includes(String(req.query.verbose ?? ''));
-        const views = service.views();
-        const body = readiness(service.checklist(), views, parsed.filters, Date.now(), verbose);
-        const store = service.storeHealth();
-        if (!store.ok) body.store = store;
-        const w = service.deploymentWindow();
-        if (w.deployment) {
-          body.deployment = { version: w.deployment.version, at: new Date(w.deployment.at).toISOString(), windowOpen: w.open, windowEndsAt: new Date(w.endsAt!).toISOString() };
-          const causes = service.rollbackCauses(views);
-          body.rollback = { recommended: causes.length > 0, failing: causes.map((v) => v.def.id) };
-        }
-        return reply.code(body.ready ? 200 : (req.query.notReadyStatus as number)).send(body);
+        const q = req.url.indexOf('?');
+        const { code, body } = answers.answer(q < 0 ? '' : req.url.slice(q), req.query);
+        return reply.code(code).type('application/json; charset=utf-8').send(body);
       },
     });
   };

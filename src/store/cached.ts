@@ -3,7 +3,7 @@
 // written wait in a bounded queue and drain in order when the backend is back; attestations
 // and deployments are acknowledged only once the backend has them (never queued).
 import type { Logger } from 'pino';
-import { StoreUnavailableError, type Attestation, type CheckStatus, type Deployment, type RunResult, type Store, type StoreHealth } from './types.js';
+import { StoreUnavailableError, type Attestation, type CheckStatus, type Deployment, type RunResult, type Store, type StoreChange, type StoreHealth } from './types.js';
 
 export interface Snapshot {
   statuses: CheckStatus[];
@@ -63,6 +63,7 @@ export class CachedStore implements Store {
   #drainSoon: NodeJS.Immediate | undefined;
   #closed = false;
   #opened = false;
+  readonly #listeners = new Set<(c: StoreChange) => void>();
   readonly #opts: Required<Omit<CachedStoreOptions, 'log' | 'preopened'>> & { log?: Logger };
 
   constructor(
@@ -100,13 +101,39 @@ export class CachedStore implements Store {
   #merge(s: Snapshot): void {
     for (const st of s.statuses) {
       const cur = this.#latest.get(st.check);
-      if (!cur || cur.last.finishedAt < st.last.finishedAt) this.#latest.set(st.check, st);
+      if (!cur || cur.last.finishedAt < st.last.finishedAt) {
+        this.#latest.set(st.check, st);
+        this.#emit({ kind: 'status', check: st.check });
+      }
     }
-    for (const a of s.attestations) this.#attestations.set(a.id, a);
+    for (const a of s.attestations) {
+      const cur = this.#attestations.get(a.id);
+      this.#attestations.set(a.id, a);
+      // A refresh reads back recent rows it already has: only news is a change.
+      if (!cur || cur.revokedAt !== a.revokedAt || cur.expiresAt !== a.expiresAt) this.#emit({ kind: 'attestation', check: a.check });
+    }
     if (s.deployments.length > 0) {
       const byId = new Map(this.#deployments.map((d) => [d.id, d]));
+      const news = s.deployments.some((d) => byId.get(d.id)?.at !== d.at);
       for (const d of s.deployments) byId.set(d.id, d);
       this.#deployments = [...byId.values()].sort((a, b) => b.at - a.at || b.createdAt - a.createdAt);
+      if (news) this.#emit({ kind: 'deployment' });
+    }
+  }
+
+  onChange(listener: (change: StoreChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(change: StoreChange): void {
+    for (const l of this.#listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        // A broken cache must not stop the store from recording results.
+        this.#opts.log?.error({ err, change }, 'store change listener failed');
+      }
     }
   }
 
@@ -129,6 +156,7 @@ export class CachedStore implements Store {
    */
   put(status: CheckStatus): Promise<void> {
     this.#latest.set(status.check, status);
+    this.#emit({ kind: 'status', check: status.check });
     const done = new Promise<void>((resolve) => this.#waiters.set(status, resolve));
     this.#queue.push(status);
     if (this.#queue.length > this.#opts.maxQueue) {
@@ -158,8 +186,10 @@ export class CachedStore implements Store {
   #markDegraded(err: unknown): void {
     this.#errors++;
     const msg = err instanceof Error ? err.message : String(err);
-    if (!this.#degraded) this.#opts.log?.error({ err }, `${this.kind} store unavailable: results are queued in memory`);
+    const was = this.#degraded;
+    if (!was) this.#opts.log?.error({ err }, `${this.kind} store unavailable: results are queued in memory`);
     this.#degraded = msg;
+    if (was !== msg) this.#emit({ kind: 'health' });
     this.#scheduleRetry();
   }
 
@@ -188,8 +218,11 @@ export class CachedStore implements Store {
           this.#queue.splice(0, Math.min(batch.length, this.#queue.indexOf(batch.at(-1)!) + 1));
           for (const s of batch) this.#settle(s);
         }
-        if (this.#degraded) this.#opts.log?.info({ dropped: this.#dropped }, `${this.kind} store is back: queue drained`);
-        this.#degraded = undefined;
+        if (this.#degraded) {
+          this.#opts.log?.info({ dropped: this.#dropped }, `${this.kind} store is back: queue drained`);
+          this.#degraded = undefined;
+          this.#emit({ kind: 'health' });
+        }
       } catch (err) {
         this.#markDegraded(err);
         // Everything still queued is kept for the retry; nobody waits on the database.
@@ -219,7 +252,9 @@ export class CachedStore implements Store {
     return this.#latest.get(check);
   }
 
-  history(check: string, limit: number): Promise<RunResult[]> {
+  async history(check: string, limit: number): Promise<RunResult[]> {
+    // Results of this turn are still queued for the group commit: write them first.
+    if (this.#queue.length > 0 && !this.#degraded && this.#opened) await this.#drain();
     return this.backend.history(check, limit);
   }
 
@@ -230,6 +265,7 @@ export class CachedStore implements Store {
   async addAttestation(a: Attestation): Promise<void> {
     await this.#durable(() => this.backend.writeAttestation(a));
     this.#attestations.set(a.id, a);
+    this.#emit({ kind: 'attestation', check: a.check });
   }
 
   async revokeAttestation(id: string, by: string, at: number): Promise<Attestation | undefined> {
@@ -239,6 +275,7 @@ export class CachedStore implements Store {
     const next = { ...cur, revokedAt: at, revokedBy: by };
     await this.#durable(() => this.backend.writeAttestation(next));
     this.#attestations.set(id, next);
+    this.#emit({ kind: 'attestation', check: next.check });
     return next;
   }
 

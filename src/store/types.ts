@@ -109,6 +109,17 @@ export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
 }
 
+/**
+ * What changed in a store, for caches derived from it (/metrics text, /readiness answers):
+ * a check's latest status (written here or, in HA, by another replica), an attestation made
+ * or revoked, a deployment recorded, the store going degraded or coming back.
+ */
+export type StoreChange =
+  | { kind: 'status'; check: string }
+  | { kind: 'attestation'; check: string }
+  | { kind: 'deployment' }
+  | { kind: 'health' };
+
 export interface Store extends Records {
   /** memory, sqlite or postgres: shown in /readiness and logs. */
   readonly kind: string;
@@ -131,5 +142,10 @@ export interface Store extends Records {
   /** Resolves only once the deployment is durable; throws StoreUnavailableError otherwise. */
   addDeployment(d: Deployment): Promise<void>;
   health(): StoreHealth;
+  /**
+   * Calls `listener` synchronously after every change to what the store serves; returns the
+   * unsubscribe function. A store without it is read as changing all the time.
+   */
+  onChange?(listener: (change: StoreChange) => void): () => void;
   close(): Promise<void>;
 }
