@@ -55,6 +55,8 @@ export class ViewCache {
   readonly #dirty = new Set<number>();
   #all = true;
   #sharedUntil = -Infinity;
+  /** The latest `now` the views were computed for. */
+  #at = -Infinity;
   /** Views recomputed since the cache was made: a guard for tests (no work without a change). */
   built = 0;
 
@@ -77,8 +79,9 @@ export class ViewCache {
 
   get(now: number): ViewsSnapshot {
     const snap = this.#snapshot;
-    if (!this.alwaysStale && !this.#all && this.#dirty.size === 0 && now < snap.validUntil) return snap;
-    if (this.alwaysStale || this.#all || now >= this.#sharedUntil) return this.#rebuild(now);
+    if (!this.alwaysStale && !this.#all && this.#dirty.size === 0 && now < snap.validUntil && now >= this.#at) return snap;
+    // Views of a later instant (a caller asking about the future) do not hold for an earlier one.
+    if (this.alwaysStale || this.#all || now >= this.#sharedUntil || now < this.#at) return this.#rebuild(now);
     if (now >= snap.validUntil) this.#entries.forEach((e, i) => e.validUntil <= now && this.#dirty.add(i));
     const views = snap.views.slice();
     let changed = false;
@@ -116,6 +119,7 @@ export class ViewCache {
   }
 
   #publish(views: CheckView[], now: number, relevant: boolean): ViewsSnapshot {
+    this.#at = now;
     let validUntil = this.#sharedUntil;
     for (const e of this.#entries) if (e.validUntil < validUntil) validUntil = e.validUntil;
     const prev = this.#snapshot;

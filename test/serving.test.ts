@@ -213,7 +213,7 @@ t.test('a repeated /readiness with nothing changed reads no check and reuses its
 });
 
 t.test('cached answers follow time: a check turning stale, the deployment window closing', async (t) => {
-  const list = [...defs(2), makeDef(() => ({ fields: { ok: false } }), { id: 'errors', phase: 'monitor', expect: ['ok == true'] }), makeDef(() => ({ fields: {} }), { id: 'slow', intervalMs: 100 })];
+  const list = [...defs(2), makeDef(() => ({ fields: { ok: false } }), { id: 'errors', phase: 'monitor', expect: ['ok == true'] }), makeDef(() => ({ fields: {} }), { id: 'slow', intervalMs: 500 })];
   const s = await setup(t, list, { monitorWindowMs: 400 });
   await s.runAll();
   const until = async (what: string, fn: () => Promise<boolean>) => {
@@ -224,6 +224,7 @@ t.test('cached answers follow time: a check turning stale, the deployment window
     }
     return false;
   };
+  await s.service.scheduler.runNow('slow');
   t.equal((await s.app.inject('/readiness?check=slow')).json().summary.pass, 1, 'fresh at first');
   t.ok(await until('stale', async () => (await s.app.inject('/readiness?check=slow')).json().summary.stale === 1), 'the check turns stale in the cached answer');
   t.ok(await until('metrics', async () => (await s.app.inject('/metrics')).body.includes('readiness_check_state{check="slow",state="stale"} 1')), 'and in /metrics');
