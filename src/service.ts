@@ -2,6 +2,7 @@
 // The HTTP layer and the metrics read everything through this object.
 import type { Logger } from 'pino';
 import { loadChecklistFile } from './config/load.js';
+import { describeVariable, missingGroups } from './config/missing.js';
 import { randomUUID } from 'node:crypto';
 import { formatDiagnostic, type CheckDef, type Checklist, type Diagnostic } from './config/types.js';
 import type { MetricsSource } from './metrics.js';
@@ -131,6 +132,17 @@ export class Service implements MetricsSource {
     // Start-up resets when each check began being tracked (pending until its first run).
     this.#changed({ kind: 'reload' });
     this.opts.log.info({ checklist: this.checklist().name, checks: this.checklist().checks.length }, 'scheduler started');
+    this.#logUnconfigured(this.checklist());
+  }
+
+  /** One line per piece of configuration this environment lacks, naming the checks it leaves unconfigured. */
+  #logUnconfigured(checklist: Checklist): void {
+    for (const g of missingGroups(checklist.checks)) {
+      this.opts.log.warn(
+        { missing: g.variable, checks: g.checks },
+        `not configured: ${describeVariable(g)} is not set, so ${g.checks.length} check${g.checks.length === 1 ? ' is' : 's are'} unconfigured: ${g.checks.join(', ')}`,
+      );
+    }
   }
 
   /** starting until start() has restored state and begun scheduling; stopping from SIGTERM on. */
@@ -250,6 +262,7 @@ export class Service implements MetricsSource {
     this.#reloads.lastSuccessful = true;
     this.#reloads.lastSuccessAt = Date.now();
     this.opts.log.info({ checks: res.checklist.checks.length }, 'checklist reloaded');
+    this.#logUnconfigured(res.checklist);
     return { ok: true, checks: res.checklist.checks.length };
   }
 

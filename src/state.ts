@@ -48,6 +48,9 @@ export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: n
     status,
   };
   if (status.reason !== undefined) view.reason = status.reason;
+  // A probe that found at run time what the loader could not see (a configuration that went
+  // away): the environment lacks configuration, which is not an error that alerts.
+  if (status.state === 'error' && status.reason === 'unconfigured') view.state = 'unconfigured';
   if (status.value !== undefined) view.value = status.value;
   if (status.lastPassAt !== undefined) view.lastPass = status.lastPassAt;
   if (now - Math.max(status.last.finishedAt, trackedSince) > staleAfter) {
@@ -135,6 +138,8 @@ export interface FailingCheck {
   expect: string[];
   lastRun?: string;
   runbook?: string;
+  /** For an unconfigured check: the environment variables that would configure it. */
+  missing?: string[];
 }
 
 export interface ReadinessBody {
@@ -170,6 +175,7 @@ export function describe(v: CheckView): FailingCheck {
   if (v.value !== undefined) out.value = v.value;
   if (v.lastRun !== undefined) out.lastRun = new Date(v.lastRun).toISOString();
   if (v.def.runbook !== undefined) out.runbook = v.def.runbook;
+  if (v.state === 'unconfigured' && v.def.missing?.length) out.missing = v.def.missing.map((m) => m.variable);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // `readiness validate`: load and validate only. Needs the loader and every probe kind's
 // schema and fields, never a probe's client, the store or the server.
+import { missingReport } from '../config/missing.js';
 import { configPath, EXIT, type Io } from './common.js';
 import { loadOrReport } from './load.js';
 
@@ -9,6 +10,6 @@ export async function validate(o: { config?: string }, io: Io): Promise<number> 
   if (!cl) return EXIT.USAGE;
   const unconfigured = cl.checks.filter((c) => c.unconfigured);
   io.out(`${file}: ok, ${cl.checks.length} checks${unconfigured.length ? `, ${unconfigured.length} unconfigured in this environment` : ''}`);
-  for (const c of unconfigured) io.out(`  ${c.id}: ${c.unconfigured}`);
+  for (const line of missingReport(cl.checks)) io.out(line);
   return EXIT.OK;
 }

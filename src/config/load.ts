@@ -8,7 +8,8 @@ import { Cron } from 'croner';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { ConditionError, lookupField, parseCondition, type Condition } from '../conditions.js';
 import { getProbeKind, probeKinds } from '../probes/index.js';
-import type { ProbeKind } from '../probes/types.js';
+import type { MissingConfig, ProbeKind } from '../probes/types.js';
+import { mergeMissing, missingVariables, propagateUnconfigured, unconfiguredMessage } from './missing.js';
 import { parseDuration } from './duration.js';
 import { substituteEnv, type Substituted } from './env.js';
 import { CheckSchema, ChecklistSchema, DefaultsSchema, type RawCheck, type RawChecklist } from './schema.js';
@@ -262,6 +263,7 @@ function buildChecklist(raw: Parts, r: Reporter, env: NodeJS.ProcessEnv): Checkl
   }
   reportCycles(raw.checks, r);
   if (r.diagnostics.length > 0) return undefined;
+  propagateUnconfigured(checks);
   const byId = new Map(checks.map((c) => [c.id, Object.freeze(c)]));
   return Object.freeze({ name: raw.name, file: r.file, checks: Object.freeze(checks), byId, monitorWindowMs });
 }
@@ -323,6 +325,7 @@ function buildCheck(
   const condText = condSub.value as { expect: string[]; warn: string[] };
   const missing = [...new Set([...(targetSub?.missing ?? []), ...withSub.missing, ...condSub.missing])];
   const missingKeys = new Set([...(targetSub?.missingKeys ?? []), ...withSub.missingKeys]);
+  const lacks: MissingConfig[] = [];
 
   const conds = (key: 'expect' | 'warn'): Condition[] => {
     const out: Condition[] = [];
@@ -376,8 +379,11 @@ function buildCheck(
       }
       // Variables the params name (tokenEnv: GRAFANA_TOKEN) count like unset ${VAR}s.
       for (const name of kind.requiredEnv?.(params as never) ?? []) if (!env[name] && !missing.includes(name)) missing.push(name);
+      // And what the environment lacks otherwise (no Kubernetes configuration).
+      lacks.push(...(kind.missingConfig?.(params as never, env) ?? []));
     }
   }
+  const missingConfig = mergeMissing(missingVariables(missing), lacks);
 
   if (!kind) return undefined;
   const secrets = [...new Set((kind.secretParams ?? []).flatMap((k) => secretValues(params[k])))];
@@ -404,9 +410,7 @@ function buildCheck(
     gate: c.gate ?? true,
     marksDeployment: c.marksDeployment ?? false,
     ...(c.value !== undefined && { valueField: c.value }),
-    ...(missing.length > 0 && {
-      unconfigured: `environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set`,
-    }),
+    ...(missingConfig.length > 0 && { unconfigured: unconfiguredMessage(missingConfig), missing: missingConfig }),
     secrets,
   };
 }

@@ -1,7 +1,7 @@
 // A loaded, validated checklist: what the scheduler, the metrics and the API work from.
 // Built once by the loader and frozen; a reload builds a new one.
 import type { Condition } from '../conditions.js';
-import type { ProbeKind } from '../probes/types.js';
+import type { MissingConfig, ProbeKind } from '../probes/types.js';
 import type { OnNoData, Phase, Severity } from './schema.js';
 
 export interface CheckDef {
@@ -33,8 +33,14 @@ export interface CheckDef {
   valueField?: string;
   /** A passing run with a new `version` field records a deployment. */
   marksDeployment: boolean;
-  /** Set when an environment variable the check needs is unset: the check is `unconfigured`. */
+  /**
+   * Set when this environment lacks configuration the check needs (an unset variable, no
+   * Kubernetes configuration, an intrusive check not opted in): the check is `unconfigured`,
+   * with this message, and never runs.
+   */
   unconfigured?: string;
+  /** With `unconfigured`: each missing piece, by the variable that would supply it. */
+  missing?: readonly MissingConfig[];
   /** Substituted values that came from the environment in secret params: redacted from every output. */
   secrets: readonly string[];
 }

@@ -338,6 +338,10 @@ export default defineProbe({
     client_email: { type: 'string', description: 'gcp: the service account.' },
   },
 
+  missingConfig(p, env) {
+    if (p.provider !== 'gcp' || p.keyEnv || p.keyFile || env.GOOGLE_APPLICATION_CREDENTIALS) return [];
+    return [{ variable: 'GOOGLE_APPLICATION_CREDENTIALS', alternative: 'the keyFile or keyEnv param', message: 'no service-account key: set keyFile, keyEnv or GOOGLE_APPLICATION_CREDENTIALS' }];
+  },
   requiredEnv(p) {
     if (p.provider === 'aws') return [p.accessKeyIdEnv, p.secretAccessKeyEnv];
     // gcp may also read keyFile or GOOGLE_APPLICATION_CREDENTIALS: only an explicit keyEnv is required.

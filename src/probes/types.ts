@@ -45,6 +45,18 @@ export interface Observation {
   message?: string;
 }
 
+/**
+ * One piece of configuration a check needs and this environment lacks. `variable` is what
+ * /readiness and `readiness validate` tell a user to set; `alternative` names the other ways
+ * to supply it when a variable is not the only one (a pod's service account).
+ */
+export interface MissingConfig {
+  variable: string;
+  alternative?: string;
+  /** One line: what is missing, as the check's message says it. */
+  message: string;
+}
+
 /** What the harness hands to a probe run. */
 export interface ProbeContext {
   /** Aborted at the check's timeout and at shutdown: pass it to every I/O call. */
@@ -84,6 +96,13 @@ export interface ProbeKind<S extends TSchema = TSchema> {
    * `${VAR}`, so `readiness validate` lists it and it is never run half-configured.
    */
   requiredEnv?(params: Static<S>): string[];
+  /**
+   * What else this environment lacks for the check to run that no variable name shows (no
+   * Kubernetes configuration, no key file): asked at load like requiredEnv, so the check is
+   * `unconfigured`, never an `error` that alerts. Reads only the environment and the file
+   * system: no network, no heavy client.
+   */
+  missingConfig?(params: Static<S>, env: NodeJS.ProcessEnv): MissingConfig[];
   /** Called once per loaded checklist for each check of this kind: extra validation beyond the schema. */
   validate?(params: Static<S>): string[];
   run(params: Static<S>, ctx: ProbeContext): Promise<Observation>;

@@ -1,16 +1,14 @@
 // Connection to one Kubernetes API server: which kubeconfig (explicit file, $KUBECONFIG, the
 // pod's service account, ~/.kube/config), plain GETs for lists and metrics.k8s.io, and how
 // API and network errors become a reason and a one-line message.
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { homedir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { reasonFromError, type Reason } from '../../reasons.js';
 import { ProbeError } from '../types.js';
+import { kubeconfigOrigin, NO_KUBECONFIG } from './source.js';
 
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 /** Where a check's cluster comes from: its identity is the key informers are shared under. */
 export interface ClusterSource {
@@ -42,10 +40,12 @@ export function clusterSource(p: { kubeconfig?: string; context?: string }, env:
       return withContext(kc, p.context, label);
     },
   });
-  if (p.kubeconfig) return fromFiles([p.kubeconfig], `kubeconfig ${p.kubeconfig}`);
-  const envFiles = (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
-  if (envFiles.length > 0) return fromFiles(envFiles, `KUBECONFIG ${env.KUBECONFIG}`);
-  if (env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
+  const origin = kubeconfigOrigin(p, env);
+  // The loader made a check without any configuration `unconfigured`; this is the same verdict at run time.
+  if (!origin) throw new ProbeError('unconfigured', NO_KUBECONFIG);
+  if (origin.kind === 'param') return fromFiles(origin.files, `kubeconfig ${p.kubeconfig}`);
+  if (origin.kind === 'env') return fromFiles(origin.files, `KUBECONFIG ${env.KUBECONFIG}`);
+  if (origin.kind === 'in-cluster') {
     return {
       key: `in-cluster${ctxSuffix}`,
       label: 'the pod service account',
@@ -56,12 +56,7 @@ export function clusterSource(p: { kubeconfig?: string; context?: string }, env:
       },
     };
   }
-  const home = join(env.HOME ?? homedir(), '.kube', 'config');
-  if (existsSync(home)) return fromFiles([home], `kubeconfig ${home}`);
-  throw new ProbeError(
-    'unconfigured',
-    'no Kubernetes configuration: not running in a pod, KUBECONFIG is not set, the check has no kubeconfig param and ~/.kube/config does not exist',
-  );
+  return fromFiles(origin.files, `kubeconfig ${origin.files[0]}`);
 }
 
 function withContext(kc: KubeConfig, context: string | undefined, label: string): KubeConfig {
