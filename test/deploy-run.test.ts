@@ -1,16 +1,18 @@
-// The rendered Deployment of deploy/overlays/single as a real process: the container's command,
+// The rendered Deployments of deploy/overlays/single and ha as real processes: the container's command,
 // args and environment as the kubelet composes them from the image (the Dockerfile's final
 // stage, laid out by test/helpers/image.ts) and the manifest, Secret references resolved with
 // test values, the checklist read from the rendered ConfigMap, volumes as directories, the
 // Pod's user, in a loopback-only network namespace; its startup, liveness and readiness probes
-// answered, its store on the PVC, and SIGTERM drained within the grace period.
+// answered, its store on the PVC, and SIGTERM drained within the grace period; the ha overlay's
+// replicas sharing a real PostgreSQL 15 and splitting the checks.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { fetchInside, isolatedPid, stageImage, startIsolated, writableFor } from './helpers/image.js';
 import type { K8sObject } from './helpers/k8s-schemas.js';
 import { one, render } from './helpers/kustomize.js';
+import { startPostgres } from './helpers/postgres.js';
 import { logTail, serviceDir, waitFor } from './helpers/service.js';
 
 // Laying out the image (npm ls, ~200 packages hard-linked) and starting the shipped checklist
@@ -112,4 +114,46 @@ t.test('overlay single, run: the rendered Deployment starts and answers its prob
   const code = await Promise.race([proc.exited, new Promise((r) => setTimeout(() => r('still running'), c.terminationGraceSeconds * 1000))]);
   t.equal(code, 0, `exited ${String(code)} after ${Date.now() - started} ms${code === 0 ? '' : `\n${logTail(log)}`}`);
   t.notMatch(readFileSync(log, 'utf8'), /EACCES|EROFS|Cannot find (module|package)/);
+});
+
+t.test('overlay ha, run: two replicas of the rendered Deployment share PostgreSQL and split the checks', async (t) => {
+  const objs = render('deploy/overlays/ha');
+  const pg = await startPostgres(t);
+  // The replicas live in network namespaces of their own; PostgreSQL's unix socket (a file, not
+  // a network address) is the way in. Its directory trusts local users (test/helpers/postgres.ts).
+  const socketDir = dirname(pg.dataDir);
+  chmodSync(socketDir, 0o711);
+  const databaseUrl = `postgres://postgres@localhost/postgres?host=${encodeURIComponent(socketDir)}&port=${pg.port}`;
+  const image = stageImage();
+  const replicas: { c: ReturnType<typeof composeContainer>; pid: number; log: string }[] = [];
+  for (const n of [1, 2]) {
+    const c = composeContainer(objs, image, { READINESS_API_TOKEN: 'ha-token', READINESS_DATABASE_URL: databaseUrl });
+    t.equal(c.env.READINESS_DATABASE_URL, databaseUrl, `replica ${n}: the store URL from the Secret reference`);
+    const log = join(serviceDir(`ha-${n}`), 'exporter.log');
+    writeFileSync(log, '');
+    const proc = startIsolated(c.argv, { cwd: image.app, env: c.env, ...(c.user && { user: c.user }), logFile: log });
+    t.teardown(() => proc.stop(5_000));
+    const pid = await waitFor(`replica ${n}`, async () => isolatedPid(proc), { timeoutMs: 10_000, abortIf: () => (proc.running() ? undefined : `exited:\n${logTail(log)}`) });
+    replicas.push({ c, pid, log });
+  }
+  // Without the Secret key the Pod would not start (the kubelet's CreateContainerConfigError).
+  t.throws(() => composeContainer(objs, image, { READINESS_API_TOKEN: 'ha-token' }), /has no key READINESS_DATABASE_URL/);
+  const total = one(objs, 'ConfigMap', one(objs, 'Deployment').spec.template.spec.volumes[0].configMap.name).data['checklist.yaml'].match(/^ {2}- id: /gm).length as number;
+  const budgetMs = replicas[0]!.c.container.startupProbe.periodSeconds * replicas[0]!.c.container.startupProbe.failureThreshold * 1000;
+  for (const [i, r] of replicas.entries()) {
+    const [ready] = await fetchInside(r.pid, ['http://127.0.0.1:9747/readyz'], { untilStatus: 200, timeoutMs: budgetMs });
+    t.equal(ready!.status, 200, `replica ${i + 1} ready${ready!.status === 200 ? '' : `: ${ready!.error ?? ready!.body}\n${logTail(r.log)}`}`);
+  }
+  // Each check runs on exactly one replica: the owned sets partition the checklist.
+  const owned = await waitFor(
+    'the replicas to split the checks',
+    async () => {
+      const runs = await Promise.all(replicas.map(async (r) => JSON.parse((await fetchInside(r.pid, ['http://127.0.0.1:9747/healthz']))[0]!.body!) as { store: { ok: boolean }; replica?: { id: string; runs: string[] } }));
+      const all = runs.flatMap((h) => h.replica?.runs ?? []);
+      return runs.every((h) => h.store.ok && (h.replica?.runs.length ?? 0) > 0) && all.length === total ? runs : undefined;
+    },
+    { timeoutMs: 60_000, everyMs: 1_000 },
+  );
+  t.not(owned[0]!.replica!.id, owned[1]!.replica!.id);
+  t.equal(new Set([...owned[0]!.replica!.runs, ...owned[1]!.replica!.runs]).size, total, `${total} checks, each owned once`);
 });
