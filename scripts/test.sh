@@ -24,6 +24,11 @@ missing=()
 [[ -f /usr/share/postgresql/15/extension/pg_stat_statements.control ]] || missing+=(postgresql)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+# test/probes/tcp.test.ts compares the tcp probe with blackbox_exporter's tcp_connect.
+command -v prometheus-blackbox-exporter >/dev/null 2>&1 || missing+=(prometheus-blackbox-exporter)
+# The netns test (unshare -n, ip link) and the mount-namespace /etc/hosts of the tcp test.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 # The status page's browser tests drive Debian's Chromium through playwright-core.
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 # A font with the page's state icons (✓ ✗ ⚠ ◷ ⊘), so screenshots show text, not boxes.
