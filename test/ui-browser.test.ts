@@ -209,6 +209,10 @@ t.test('the status page in Chromium', async (t) => {
     const violations = await axe(page);
     t.same(serious(violations), [], 'axe: no serious or critical violation (desktop)');
     await page.screenshot({ path: `${IMG}/overview-desktop.png` });
+    // The dark scheme has its own colours: its contrast is checked too.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    t.same(serious(await axe(page)), [], 'axe: no serious or critical violation (dark scheme)');
+    await page.emulateMedia({ colorScheme: 'light' });
 
     // A phone on deployment day: nothing wider than the screen, the verdict still first.
     await page.setViewportSize({ width: 375, height: 812 });
