@@ -41,6 +41,7 @@ const checks = [
     section: 'configuration',
     severity: 'critical',
     unconfigured: 'environment variable STRIPE_SECRET_KEY is not set',
+    missing: [{ variable: 'STRIPE_SECRET_KEY', message: 'environment variable STRIPE_SECRET_KEY is not set' }],
   }),
   scripted({
     id: 'db-connections',

@@ -36,7 +36,20 @@ function setup(t: { teardown(fn: () => unknown): void }) {
       secrets: ['hunter2-secret', 'hunter2'],
       observe: () => ({ fields: {}, error: { reason: 'auth', message: 'password hunter2-secret rejected' } }),
     }),
-    scripted({ id: 'needs-env', title: 'Needs a variable', section: 'configuration', unconfigured: 'environment variable STRIPE_SECRET_KEY is not set' }),
+    scripted({
+      id: 'needs-env',
+      title: 'Needs a variable',
+      section: 'configuration',
+      unconfigured: 'environment variable STRIPE_SECRET_KEY is not set',
+      missing: [{ variable: 'STRIPE_SECRET_KEY', message: 'environment variable STRIPE_SECRET_KEY is not set' }],
+    }),
+    scripted({
+      id: 'needs-key',
+      title: 'Google key accepted',
+      section: 'configuration',
+      unconfigured: 'no Google credentials found',
+      missing: [{ variable: 'GOOGLE_APPLICATION_CREDENTIALS', alternative: 'the keyFile param', message: 'no Google credentials found' }],
+    }),
     ...attestationChecks(`
   - id: signoff-qa
     title: "Sign-off: QA"
@@ -117,7 +130,10 @@ t.test('the page: strict CSP, nothing inline, every value escaped, no unsafe lin
   t.match(page, 'Eve &lt;script&gt;alert(1)&lt;/script&gt;');
   t.match(page, '&quot; onmouseover=&quot;alert(1)');
   t.match(page, '<code>javascript:alert(1)</code> (not linked)', 'a javascript: URL is shown as text');
-  t.match(page, 'environment variable STRIPE_SECRET_KEY is not set', 'an unconfigured item names its variable');
+  t.match(page, 'environment variable STRIPE_SECRET_KEY is not set</span></td>', 'an unconfigured item names its variable (its message says it: no hint repeats it)');
+  t.match(page, '<span class="msg">no Google credentials found</span> <span class="hint">To configure: set <code>GOOGLE_APPLICATION_CREDENTIALS (or the keyFile param)</code></span>', 'a message that does not name it gets the variable');
+  t.match(page, /<details class="missing"><summary>2 checks are unconfigured here: the variables that would configure them<\/summary>/, 'the variables this environment lacks, listed once');
+  t.match(page, '<li><code>GOOGLE_APPLICATION_CREDENTIALS (or the keyFile param)</code>: 1 check (<a href="#c-needs-key">needs-key</a>)</li>');
   t.match(page, /<form id="sign-form" class="sign-form">/, 'the sign form has no action: script sends it with the bearer header');
   t.notMatch(page, /\btok\b[^>]*value=/, 'the token field never carries a value');
 });
@@ -193,7 +209,7 @@ t.test('/ui/state: every check in checklist order, and only the panels that chan
   let st = res.json();
   t.same(
     st.checks.map((c: { id: string }) => c.id),
-    ['api-health', 'db-token', 'needs-env', 'signoff-qa'],
+    ['api-health', 'db-token', 'needs-env', 'needs-key', 'signoff-qa'],
   );
   t.match(st.checks[0], { id: 'api-health', state: 'pass', gating: true });
   t.type(st.checks[0].lastRun, 'number');

@@ -2,6 +2,7 @@
 // /ui/assets/app.js only keeps it current. Every value goes through `html` (escaped) and
 // every link through `safeHref`, so nothing a checklist, a probe or a person wrote can run.
 import { formatDuration } from '../config/duration.js';
+import { describeVariable, missingGroups } from '../config/missing.js';
 import type { CheckDef } from '../config/types.js';
 import type { CheckView } from '../state.js';
 import { STATES, type State } from '../store/types.js';
@@ -82,6 +83,24 @@ function link(url: string | undefined, text: Html | string, cls?: string): Html 
 function rel(ms: number | undefined, now: number | undefined): Html {
   if (ms === undefined) return html`<span class="never">never</span>`;
   return html`<time class="rel" datetime="${iso(ms)}">${now === undefined ? formatTime(ms) : ago(ms, now)}</time>`;
+}
+
+/** For an unconfigured check: the variables that would configure it, as `readiness validate` names them. */
+function configureHint(v: CheckView): Html {
+  const missing = v.state === 'unconfigured' ? (v.def.missing ?? []) : [];
+  // "environment variable X is not set" already says it.
+  if (missing.every((m) => v.message.includes(m.variable))) return html``;
+  return html` <span class="hint">To configure: set ${missing.map((m, i) => html`${i ? ', ' : ''}<code>${describeVariable(m)}</code>`)}</span>`;
+}
+
+/** Each variable this environment lacks, once, with how many checks it would configure. */
+function unconfiguredSummary(m: PageModel): Html {
+  const groups = missingGroups(m.checklist.checks);
+  const count = m.checklist.checks.filter((c) => c.unconfigured).length;
+  if (groups.length === 0) return html``;
+  return html`<details class="missing"><summary>${count} check${count === 1 ? ' is' : 's are'} unconfigured here: the variables that would configure ${count === 1 ? 'it' : 'them'}</summary>
+<ul>${groups.map((g) => html`<li><code>${describeVariable(g)}</code>: ${g.checks.length} check${g.checks.length === 1 ? '' : 's'} (${g.checks.map((id, i) => html`${i ? ', ' : ''}<a href="#c-${id}">${id}</a>`)})</li>`)}</ul>
+</details>`;
 }
 
 function reasonText(reason: string | undefined): Html {
@@ -245,7 +264,7 @@ export function checkRow(v: CheckView, now: number): Html {
   const { def } = v;
   const exp = expectText(def);
   // One line: whitespace between cells would be a thousand text nodes more to parse.
-  return html`<tr id="c-${def.id}" class="s-${v.state}" data-gating="${v.gating ? '1' : '0'}"><td class="st">${badge(v.state)}</td><th scope="row"><a href="/checks/${def.id}">${def.title}</a> <span class="meta">${def.id} · ${def.severity} · ${def.phase}</span></th><td class="why">${reasonText(v.state === 'pass' ? undefined : v.reason)} <span class="msg">${v.message}</span></td><td class="val"><span class="v">${formatValue(v.value)}</span>${exp ? html` <span class="exp">${exp}</span>` : ''}</td><td class="last">${rel(v.lastRun, now)}</td><td class="rb">${def.runbook ? link(def.runbook, html`runbook<span class="vh"> for ${def.id}</span>`) : ''}</td></tr>`;
+  return html`<tr id="c-${def.id}" class="s-${v.state}" data-gating="${v.gating ? '1' : '0'}"><td class="st">${badge(v.state)}</td><th scope="row"><a href="/checks/${def.id}">${def.title}</a> <span class="meta">${def.id} · ${def.severity} · ${def.phase}</span></th><td class="why">${reasonText(v.state === 'pass' ? undefined : v.reason)} <span class="msg">${v.message}</span>${configureHint(v)}</td><td class="val"><span class="v">${formatValue(v.value)}</span>${exp ? html` <span class="exp">${exp}</span>` : ''}</td><td class="last">${rel(v.lastRun, now)}</td><td class="rb">${def.runbook ? link(def.runbook, html`runbook<span class="vh"> for ${def.id}</span>`) : ''}</td></tr>`;
 }
 
 function sectionBlock(s: SectionModel, now: number): Html {
@@ -315,6 +334,7 @@ export function overviewPage(m: PageModel, opts: { assets: AssetUrls; gen: strin
 <h2 id="checklist-h">Checklist</h2>
 <div class="tools js-only"><label><input type="checkbox" id="only-problems"> Show only items that are not passing</label></div>
 <nav aria-label="Sections" class="toc"><ul>${toc}</ul></nav>
+${unconfiguredSummary(m)}
 ${m.sections.map((s) => sectionBlock(s, m.now))}
 </section>
 <section id="signoffs" aria-labelledby="signoffs-h">

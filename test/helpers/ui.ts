@@ -9,7 +9,7 @@ import { loadChecklist } from '../../src/config/load.js';
 import type { Phase, Severity } from '../../src/config/schema.js';
 import { formatDiagnostic, type CheckDef, type Checklist } from '../../src/config/types.js';
 import { buildServer } from '../../src/http/server.js';
-import { defineProbe, type FieldSpecs, type Observation } from '../../src/probes/types.js';
+import { defineProbe, type FieldSpecs, type MissingConfig, type Observation } from '../../src/probes/types.js';
 import { Service } from '../../src/service.js';
 import { MemoryStore } from '../../src/store/memory.js';
 
@@ -28,6 +28,8 @@ export interface ScriptedCheck {
   runbook?: string;
   gate?: boolean;
   unconfigured?: string;
+  /** With `unconfigured`: what is missing, by the variable that would supply it. */
+  missing?: MissingConfig[];
   params?: Record<string, unknown>;
   secretParams?: string[];
   secrets?: string[];
@@ -70,6 +72,7 @@ export function scripted(c: ScriptedCheck): CheckDef {
     secrets: c.secrets ?? [],
     ...(c.runbook !== undefined && { runbook: c.runbook }),
     ...(c.unconfigured !== undefined && { unconfigured: c.unconfigured }),
+    ...(c.missing !== undefined && { missing: c.missing }),
   };
 }
 
