@@ -295,6 +295,26 @@ t.test('the status page in Chromium', async (t) => {
     await page.close();
   });
 
+  await t.test("one check's page follows its check without a reload", async (t) => {
+    const { page, log } = await openPage(ctx, { width: 1280, height: 900 });
+    await page.goto(`${ui.url}/checks/api-health`);
+    await page.waitForFunction(() => document.documentElement.dataset.ready === '1');
+    t.match(await page.locator('.facts .badge').first().innerText(), /pass$/);
+    const runs = await page.locator('table.history tbody tr').count();
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 7));
+    apiStatus = 502;
+    await ui.run('api-health');
+    await page.waitForFunction(() => document.querySelector('.facts .badge')?.textContent === 'fail', undefined, { timeout: 30_000 });
+    t.equal(await page.locator('table.history tbody tr').count(), runs + 1, 'the new run is in the history');
+    t.match(await page.locator('table.history tbody tr').first().innerText(), /status == 200 is false \(status = 502\)/);
+    t.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 7, 'the page was not reloaded');
+    apiStatus = 200;
+    await ui.run('api-health');
+    t.same(log.errors, []);
+    t.same(log.csp, []);
+    await page.close();
+  });
+
   await t.test('reads without JavaScript', async (t) => {
     const { page } = await openPage(ctx, { width: 1280, height: 900 });
     const cdp = await ctx.newCDPSession(page);

@@ -105,10 +105,10 @@
     return res;
   }
 
-  /** @param {string} url */
-  async function getJson(url) {
+  /** @param {string} url @param {number[]} [also] statuses that still carry the answer (503 from /readiness) */
+  async function getJson(url, also = []) {
     const res = await request(url, { headers: { accept: 'application/json' } });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    if (!res.ok && !also.includes(res.status)) throw Object.assign(new Error(`HTTP ${res.status}`), { status: res.status });
     return res.json();
   }
 
@@ -262,7 +262,17 @@
   // ------------------------------------------------------------------ one check's page
   async function refreshCheck() {
     const id = body.dataset.check ?? '';
-    const d = await getJson(`/checks/${encodeURIComponent(id)}?limit=1&format=json`);
+    // /readiness is answered from memory; /checks/:id would read the history from the store.
+    let r;
+    try {
+      r = await getJson(`/readiness?check=${encodeURIComponent(id)}&verbose=1`, [503]);
+    } catch (err) {
+      // 400: the check left the checklist (a reload): the page will say so.
+      if (/** @type {{ status?: number }} */ (err).status === 400) return location.reload();
+      throw err;
+    }
+    const d = r.checks?.[0];
+    if (!d) return;
     const last = d.lastRun ? String(Date.parse(d.lastRun)) : '';
     if (d.state === body.dataset.state && last === (body.dataset.last ?? '')) return;
     const doc = await getPage(`/checks/${encodeURIComponent(id)}?format=html`);
