@@ -5,6 +5,12 @@
 // with a statement_timeout, so a probe can neither change data nor hang on a slow database.
 // `ready` alone opens a fresh connection each run: like pg_isready, it answers "would a new
 // client get in?", which a pooled connection cannot.
+//
+// Connections held per connection URL are bounded: at most POOL_MAX pooled (measurements
+// queue for them) plus one for `ready` (its runs take turns), so a checklist of many checks
+// on one database never exhausts a small max_connections. Every connection carries
+// application_name readiness-exporter (the store's and the HA leases' too), and the counts
+// of connection_usage leave every one of them out: they are the exporter's, not the app's.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
@@ -95,7 +101,11 @@ const MEASURE_PARAMS: Record<Measure, { required: readonly ParamName[]; optional
 
 const DEFAULTS = { connectTimeoutMs: 5000, reserve: 20, top: 20, minCalls: 1, table: 'schema_migrations' } as const;
 
-const APPLICATION_NAME = 'readiness-exporter';
+/** The application_name of every connection the exporter opens (the store's and, with a suffix, the HA leases'). */
+export const APPLICATION_NAME = 'readiness-exporter';
+
+/** Pooled connections per connection URL; `ready` holds at most one more. */
+export const POOL_MAX = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Connections
@@ -195,7 +205,7 @@ async function poolFor(conn: Connection): Promise<pg.Pool> {
     // Another run may have made it while the client loaded.
     pool = pools.get(conn.key);
     if (pool) return pool;
-    pool = new Pool({ ...conn.config, max: 2, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
+    pool = new Pool({ ...conn.config, max: POOL_MAX, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
     // An idle client whose server went away (restart, failover) errors here; the pool drops
     // it, and the next run reports the outage. Without a listener it would crash the service.
     pool.on('error', () => {});
@@ -303,8 +313,29 @@ type Measurement = (p: PostgresParams, ctx: ProbeContext, conn: Connection) => P
 const num = (v: unknown): number => (v === null || v === undefined ? NaN : Number(v));
 const pct = (part: number, whole: number): number => (whole > 0 ? Math.round((part / whole) * 10_000) / 100 : 0);
 
+/** The `ready` run holding its URL's one fresh connection, per URL: the next one waits its turn. */
+const readyTurns = new Map<string, Promise<void>>();
+
+/** Runs `fn` when no other `ready` run of the same URL is connected; gives up at the check's abort. */
+async function readyTurn<T>(conn: Connection, ctx: ProbeContext, fn: () => Promise<T>): Promise<T> {
+  const previous = readyTurns.get(conn.key) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = new Promise<void>((resolve) => (done = resolve));
+  const chain = previous.then(() => mine);
+  readyTurns.set(conn.key, chain);
+  try {
+    await untilAborted(previous, ctx.signal, () => `waiting for another ready check on ${conn.label} did not finish before the check timeout`);
+    return await fn();
+  } finally {
+    done();
+    if (readyTurns.get(conn.key) === chain) readyTurns.delete(conn.key);
+  }
+}
+
 /** connect + SELECT on a new connection: what pg_isready answers, plus whether we may log in. */
-const ready: Measurement = async (p, ctx, conn) => {
+const ready: Measurement = (p, ctx, conn) => readyTurn(conn, ctx, () => readyNow(p, ctx, conn));
+
+const readyNow: Measurement = async (p, ctx, conn) => {
   const t0 = performance.now();
   const { Client } = await loadPg();
   const client = new Client(conn.config);
@@ -386,10 +417,16 @@ const connectionUsage: Measurement = async (p, ctx, conn) => {
               count(*) FILTER (WHERE state = 'idle') AS idle,
               count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction,
               coalesce(max(extract(epoch FROM clock_timestamp() - state_change)) FILTER (WHERE state LIKE 'idle in transaction%'), 0)::float8 AS idle_in_transaction_max_seconds,
-              count(*) FILTER (WHERE ($1::text IS NULL OR usename = $1) AND state IS DISTINCT FROM 'idle') AS pool_in_use
+              count(*) FILTER (WHERE ($1::text IS NULL OR usename = $1) AND state IS DISTINCT FROM 'idle') AS pool_in_use,
+              (SELECT count(*) FROM pg_stat_activity
+                WHERE backend_type = 'client backend' AND (application_name = $2 OR application_name LIKE $2 || ' %')) AS exporter_connections
          FROM pg_stat_activity
-        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
-      [p.role ?? null],
+        WHERE backend_type = 'client backend'
+          -- Every connection of the exporter (this one, its pool siblings, ready runs, the
+          -- store, other replicas) is left out: they are not the app's.
+          AND NOT (application_name = $2 OR application_name LIKE $2 || ' %')
+          AND pid <> pg_backend_pid()`,
+      [p.role ?? null, APPLICATION_NAME],
     );
     return rows[0]!;
   });
@@ -405,6 +442,7 @@ const connectionUsage: Measurement = async (p, ctx, conn) => {
     idle: num(r.idle),
     idle_in_transaction: num(r.idle_in_transaction),
     idle_in_transaction_max_seconds: num(r.idle_in_transaction_max_seconds),
+    exporter_connections: num(r.exporter_connections),
   };
   let pool = '';
   if (replicas !== undefined && p.poolSize !== undefined) {
@@ -669,7 +707,8 @@ export default defineProbe({
     reserve: { type: 'number', description: 'connection_headroom: spare connections required.' },
     required_connections: { type: 'number', description: 'connection_headroom: replicas x pool_size + reserve.' },
     headroom: { type: 'number', description: 'connection_headroom: max_connections - required_connections (>= 0 passes the checklist line).' },
-    connections: { type: 'number', description: 'connection_usage: client sessions, all databases (the probe excluded).' },
+    connections: { type: 'number', description: "connection_usage: client sessions, all databases, the exporter's own excluded (application_name readiness-exporter)." },
+    exporter_connections: { type: 'number', description: "connection_usage: the exporter's own client sessions, left out of every other count (at most 3 per connection URL and replica)." },
     usage_percent: { type: 'number', description: 'connection_usage: connections / max_connections x 100.' },
     active: { type: 'number', description: 'connection_usage: sessions running a statement.' },
     idle: { type: 'number', description: 'connection_usage: idle sessions.' },
