@@ -22,7 +22,7 @@ export interface MetricsSource {
   schedulerStats(): SchedulerStats;
   storeHealth(): StoreHealth;
   rollbackRecommended(views?: readonly CheckView[]): boolean;
-  deploymentWindow(now?: number): { deployment?: { at: number }; open: boolean };
+  deploymentWindow(now?: number): { deployment?: { at: number; version: string }; open: boolean };
   reloads(): { success: number; failure: number; lastSuccessful: boolean; lastSuccessAt: number };
   version: string;
 }
@@ -105,6 +105,16 @@ const CHECK_FAMILIES: (Family & { lines(v: CheckView, check: string): string })[
   perCheck('readiness_check_interval_seconds', 'Configured interval of the check (for a cron schedule, the gap between firings).', (v) => v.def.intervalMs / 1000),
   perCheck('readiness_check_duration_seconds', 'Duration of the last run of the check.', (v) => (v.durationMs === undefined ? undefined : v.durationMs / 1000)),
   {
+    // Issue 13: what the check's failure means for a person, for the alert rules to route on,
+    // with its probe kind and its expectation for the page's text. Values come from the
+    // checklist (the conditions as written, before ${VAR} substitution): never a secret.
+    name: 'readiness_check_info',
+    help: "Always 1: the check's probe kind, what its failure means for a person (notify: rollback, page, ticket, none) and its expect conditions as written.",
+    type: 'gauge',
+    lines: (v, check) =>
+      `\nreadiness_check_info{check="${check}",probe="${escapeLabel(v.def.kind)}",notify="${escapeLabel(v.def.notify)}",expect="${escapeLabel(v.def.expect.map((e) => e.source).join(' and '))}"} 1`,
+  },
+  {
     name: 'readiness_check_runs_total',
     help: 'Runs of the check by resulting state.',
     type: 'counter',
@@ -128,10 +138,20 @@ const DEPLOYMENT_TS: Family = {
   type: 'gauge',
 };
 const WINDOW_OPEN: Family = { name: 'readiness_deployment_window_open', help: 'Whether the post-deploy monitoring window of the latest deployment is open: 1 or 0.', type: 'gauge' };
+const DEPLOYMENT_INFO: Family = {
+  name: 'readiness_deployment_info',
+  help: 'Always 1 while a deployment is recorded: the version of the latest one (absent before the first).',
+  type: 'gauge',
+};
 const BUILD_INFO: Family = { name: 'readiness_build_info', help: 'Always 1; labels carry the exporter version and the loaded checklist name.', type: 'gauge' };
 
 /** Every readiness_* family name this module renders as text (the registry holds the rest). */
-export const RENDERED_FAMILIES = [...CHECK_FAMILIES, READY, ROLLBACK, DEPLOYMENT_TS, WINDOW_OPEN, BUILD_INFO].map((f) => f.name);
+export const RENDERED_FAMILIES = [...CHECK_FAMILIES, READY, ROLLBACK, DEPLOYMENT_TS, WINDOW_OPEN, DEPLOYMENT_INFO, BUILD_INFO].map((f) => f.name);
+
+/** A release version as a label value: the characters versions and image tags use, at most 128 of them. */
+export function versionLabel(version: string): string {
+  return version.replace(/[^\w.+:@/-]/g, '_').slice(0, 128);
+}
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -176,6 +196,8 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
     // Absent before the first deployment: a 0 would read as a deployment at the epoch.
     blocks.push(`${header(DEPLOYMENT_TS)}${window.deployment ? `\nreadiness_deployment_timestamp_seconds ${num(window.deployment.at / 1000)}` : ''}`);
     blocks.push(`${header(WINDOW_OPEN)}\nreadiness_deployment_window_open ${window.open ? 1 : 0}`);
+    // The version the rollback page names (issue 13); absent before the first deployment.
+    blocks.push(`${header(DEPLOYMENT_INFO)}${window.deployment ? `\nreadiness_deployment_info{version="${escapeLabel(versionLabel(window.deployment.version))}"} 1` : ''}`);
     blocks.push(`${header(BUILD_INFO)}\nreadiness_build_info{version="${escapeLabel(src.version)}",checklist="${escapeLabel(checklist)}"} 1`);
     return blocks.join('\n\n');
   }

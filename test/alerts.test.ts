@@ -8,9 +8,14 @@ import { join } from 'node:path';
 import { parser } from '@prometheus-io/lezer-promql';
 import YAML from 'yaml';
 import { runCommand } from './helpers/service.js';
-import { CONTRACT_METRICS, PROMTOOL_BIN, PROPOSED_METRICS, ROOT, metricProblems, parsePromQL, startPrometheus } from './helpers/prometheus.js';
+import { CONTRACT_METRICS, PROMTOOL_BIN, PROPOSED_METRICS, RECORDED_METRICS, ROOT, metricProblems, startPrometheus } from './helpers/prometheus.js';
 import { PROMETHEUS_RULE_FILE, RULES_FILE, renderPrometheusRule } from '../scripts/gen-dashboards.js';
-import { RUNBOOK_BASE } from '../dashboards/src/common.js';
+import { GRAFANA_BASE, RUNBOOK_BASE } from '../dashboards/src/common.js';
+import { UID as OVERVIEW_UID } from '../dashboards/src/readiness-overview.js';
+import { UID as POST_DEPLOY_UID } from '../dashboards/src/post-deploy-monitoring.js';
+import { PHASES, SEVERITIES } from '../src/config/schema.js';
+import { defaultNotify, NOTIFY, type Notify } from '../src/notify.js';
+import { startAlertmanager, type PostedAlert } from './helpers/alertmanager.js';
 
 /** A node of lezer-promql's syntax tree. */
 type SyntaxNode = ReturnType<typeof parser.parse>['topNode'];
@@ -34,31 +39,55 @@ interface Group {
 
 const rulesText = readFileSync(join(ROOT, RULES_FILE), 'utf8');
 const groups = (YAML.parse(rulesText) as { groups: Group[] }).groups;
-const alerts = groups.flatMap((g) => g.rules).filter((r): r is Rule & { alert: string } => r.alert !== undefined);
+const rules = groups.flatMap((g) => g.rules);
+const alerts = rules.filter((r): r is Rule & { alert: string } => r.alert !== undefined);
+const recordings = rules.filter((r): r is Rule & { record: string } => r.record !== undefined);
+/** The groups whose alerts the exporter raises (label origin="readiness-exporter"); the others are the app's. */
+const EXPORTER_GROUPS = ['readiness-checks', 'readiness-exporter'];
+const groupOf = (r: Rule) => groups.find((g) => g.rules.includes(r))?.name ?? '';
 const testFiles = readdirSync(TESTS_DIR)
   .filter((f) => f.endsWith('.yml'))
   .map((f) => join(TESTS_DIR, f));
 
-/** Alerts about one check: their expression selects per-check series. */
-const isCheckAlert = (r: Rule) => parsePromQL(r.expr).selectors.some((s) => s.metric?.startsWith('readiness_check_'));
+/** Alerts about one check: their summary names it. */
+const isCheckAlert = (r: Rule) => (r.annotations?.summary ?? '').includes('{{ $labels.check }}');
+
+/**
+ * Alerts that fire on one evaluation (`for: 0s`), each with the reason its input is already
+ * debounced: anything else waits.
+ */
+const NO_FOR: Record<string, string> = {
+  ReadinessRollbackRecommended: 'its causes already waited failAfter runs and the monitor queries average over minutes; the page must go out within 90s',
+};
 
 t.test('promtool check rules accepts the rule file', async (t) => {
   const r = await runCommand(PROMTOOL_BIN, ['check', 'rules', join(ROOT, RULES_FILE)]);
   t.equal(r.code, 0, `${r.stdout}${r.stderr}`);
-  t.match(r.stdout, `SUCCESS: ${alerts.length} rules found`);
+  t.match(r.stdout, `SUCCESS: ${rules.length} rules found`);
 });
 
 t.test('every alert follows the mixin conventions', async (t) => {
-  t.ok(alerts.length >= 14, 'the issue asks for at least 14 alerts');
+  // Fewer alerts than before issue 13 on purpose: one per symptom, with notify deciding who hears.
+  t.ok(alerts.length >= 13, `${alerts.length} alerts`);
   const names = new Set<string>();
   for (const a of alerts) {
-    t.test(a.alert, async (t) => {
-      t.notOk(names.has(a.alert), 'unique name');
-      names.add(a.alert);
+    t.test(`${a.alert} (${a.labels?.severity})`, async (t) => {
+      const key = `${a.alert}/${a.labels?.severity}`;
+      t.notOk(names.has(key), 'unique name per severity');
+      names.add(key);
       t.match(a.alert, /^Readiness[A-Z][A-Za-z0-9]+$/, 'CamelCase with the Readiness prefix');
       t.ok(['critical', 'warning', 'info'].includes(a.labels?.severity ?? ''), `severity is critical|warning|info, got ${a.labels?.severity}`);
-      t.ok(a.for, 'has a for: duration (no alert on a single evaluation)');
+      t.ok(a.for, 'has a for: duration');
+      if (a.for === '0s') t.ok(NO_FOR[a.alert], `for: 0s only where the input is debounced already: ${NO_FOR[a.alert] ?? 'not listed'}`);
       for (const k of ['summary', 'description', 'runbook_url']) t.ok(a.annotations?.[k], `annotation ${k}`);
+      if (EXPORTER_GROUPS.includes(groupOf(a))) {
+        // monitor-no-alerts tells the exporter's own alerts from the application's by this label.
+        t.equal(a.labels?.origin, 'readiness-exporter', 'the exporter\'s own alert says so (origin)');
+        t.ok(a.labels?.component, 'names its component (the PagerDuty event\'s component)');
+        t.match(a.annotations?.dashboard_url, new RegExp(`(^|\\s)${GRAFANA_BASE}/d/(${OVERVIEW_UID}|${POST_DEPLOY_UID})/`), 'links a shipped dashboard');
+      } else {
+        t.equal(a.labels?.origin, undefined, 'an application alert has no origin label: monitor-no-alerts counts it');
+      }
       if (isCheckAlert(a)) {
         t.equal(a.annotations?.runbook_url, `${RUNBOOK_BASE}/checks/{{ $labels.check }}`, 'a check alert links the check runbook');
         t.match(a.annotations?.description, '{{ $labels.check }}', 'the description names the check');
@@ -73,8 +102,8 @@ t.test('readiness_* series are aggregated over replicas (instance, pod)', async 
   // Two exporter replicas expose the same series with different instance/pod labels: an alert
   // that kept either label would fire once per replica.
   const problems: string[] = [];
-  for (const a of alerts) {
-    if (a.alert.startsWith('ReadinessExporter')) continue; // about replicas on purpose (up)
+  for (const a of rules) {
+    if (a.alert?.startsWith('ReadinessExporter')) continue; // about replicas on purpose (up)
     const tree = parser.parse(a.expr);
     tree.iterate({
       enter(n) {
@@ -82,7 +111,7 @@ t.test('readiness_* series are aggregated over replicas (instance, pod)', async 
         const id = n.node.getChild('Identifier');
         const metric = id ? a.expr.slice(id.from, id.to) : '';
         if (!metric.startsWith('readiness_')) return false;
-        if (!replicaAggregated(n.node, a.expr)) problems.push(`${a.alert}: ${a.expr.slice(n.from, n.to)}`);
+        if (!replicaAggregated(n.node, a.expr)) problems.push(`${a.alert ?? a.record}: ${a.expr.slice(n.from, n.to)}`);
         return false;
       },
     });
@@ -103,14 +132,36 @@ function replicaAggregated(node: SyntaxNode, expr: string): boolean {
   return false;
 }
 
+t.test('the recording rules are the ones the alerts and the tests know', async (t) => {
+  t.same(recordings.map((r) => r.record).sort(), Object.keys(RECORDED_METRICS).sort(), 'RECORDED_METRICS lists every recording rule');
+  // Recorded first, in the group of the alerts that read them: same evaluation, no extra delay.
+  const checks = groups.find((g) => g.name === 'readiness-checks')!.rules;
+  const lastRecord = Math.max(...checks.map((r, i) => (r.record ? i : -1)));
+  const firstAlert = checks.findIndex((r) => r.alert);
+  t.ok(lastRecord < firstAlert, 'recording rules come before the alerts of their group');
+  t.ok(recordings.every((r) => groupOf(r) === 'readiness-checks'), 'all in readiness-checks');
+  for (const r of recordings) {
+    // The exporter's last word: each raw selector also read through last_over_time while no
+    // replica is up.
+    for (const m of r.expr.matchAll(/(readiness_[a-z_]+(?:\{[^}]*\})?)\n?\s+or \(last_over_time\(([^[]+)\[10m\]\) unless on \(cluster, namespace, job\) up == 1\)/g)) {
+      t.equal(m[2], m[1], `${r.record}: the last word of ${m[1]} is the same selector`);
+    }
+    const raw = [...r.expr.matchAll(/\breadiness_[a-z_]+(?:\{[^}]*\})?/g)].length;
+    const kept = [...r.expr.matchAll(/last_over_time\(/g)].length;
+    t.equal(raw, kept * 2, `${r.record}: every selector has its last word`);
+  }
+});
+
 t.test('every PromQL expression parses and uses only declared metrics and labels', async (t) => {
-  for (const a of alerts) {
-    t.same(metricProblems(a.expr), [], `${a.alert}: expr`);
+  for (const a of rules) {
+    t.same(metricProblems(a.expr), [], `${a.alert ?? a.record}: expr`);
     // Annotations run PromQL through the `query` template function: check those too, with
     // the printf verbs filled in the way the rules fill them.
     for (const [k, v] of Object.entries(a.annotations ?? {})) {
+      // %s is the annotation's $sel (its own printf), %q a quoted label value.
+      const sel = (/\$sel := printf "([^"]*)"/.exec(v)?.[1] ?? '').replace(/%q/g, '"x"');
       for (const m of v.matchAll(/printf "([^"]*\([^"]*)"/g)) {
-        const q = (m[1] ?? '').replace(/%s/g, 'cluster="", namespace="n", job="j", check="c"').replace(/%q/g, '"x"');
+        const q = (m[1] ?? '').replace(/%s/g, sel).replace(/%q/g, '"x"');
         t.same(metricProblems(q), [], `${a.alert}: query in ${k}: ${q}`);
       }
     }
@@ -175,9 +226,14 @@ t.test('every alert has unit tests that fire it, keep it quiet and resolve it', 
 t.test('a broken rule makes the unit tests fail (the harness can fail)', async (t) => {
   const mutations: [what: string, from: string, to: string][] = [
     ['error-rate limit raised to 5%', '> 0.01', '> 0.05'],
-    ['replicas no longer aggregated', 'max without (instance, pod) (readiness_check_passing{severity="critical"})', 'readiness_check_passing{severity="critical"}'],
-    ['absent exporter only warns', 'absent(up{job=~".*readiness.*"} == 1)\n        for: 5m\n        labels:\n          severity: critical', 'absent(up{job=~".*readiness.*"} == 1)\n        for: 5m\n        labels:\n          severity: warning'],
+    ['replicas no longer aggregated', 'max without (instance, pod) (\n            readiness_check_state{state="stale"}', 'sum without (pod) (\n            readiness_check_state{state="stale"}'],
+    ['absent exporter only warns', 'absent(up{job=~".*readiness.*"})\n        for: 5m\n        labels:\n          severity: critical', 'absent(up{job=~".*readiness.*"})\n        for: 5m\n        labels:\n          severity: warning'],
     ['the reason is no longer looked up', 'readiness_check_failure_info{%s} == 1', 'readiness_check_failure_info{%s} == 2'],
+    ['unconfigured counts as failing', 'state=~"fail|error|stale"}\n', 'state=~"fail|error|stale|unconfigured"}\n'],
+    ['the exporter\'s last word forgotten', 'or (last_over_time(readiness_check_passing[10m]) unless on (cluster, namespace, job) up == 1)', 'or (last_over_time(readiness_check_passing[10s]) unless on (cluster, namespace, job) up == 1)'],
+    ['rollback outside the window', 'and on (cluster, namespace, job) readiness:deployment_window_open == 1\n          )', 'and on (cluster, namespace, job) readiness:deployment_window_open >= 0\n          )'],
+    ['notify ignored: every failing check pages', 'readiness:check_failing{check!~"tls-.*"}\n          and on (cluster, namespace, job, check) readiness:check_notify{notify="page"}', 'readiness:check_failing{check!~"tls-.*"}'],
+    ['tickets for monitor checks outside the window', 'readiness:check_failing{phase!="monitor"}', 'readiness:check_failing'],
   ];
   for (const [what, from, to] of mutations) {
     t.test(what, async (t) => {
@@ -217,10 +273,14 @@ t.test('the example Alertmanager config is valid and routes by severity', async 
   const r = await runCommand(AMTOOL_BIN, ['check-config', ALERTMANAGER_CONFIG]);
   t.equal(r.code, 0, `${r.stdout}${r.stderr}`);
   const expected: [labels: string[], receiver: string][] = [
-    [['severity=critical', 'alertname=ReadinessCriticalCheckFailing', 'check=tls-api-expiry'], 'pagerduty,email'],
+    [['severity=critical', 'alertname=ReadinessRollbackRecommended', 'origin=readiness-exporter', 'component=deployment', 'version=1.4.2'], 'pagerduty,email'],
+    [['severity=critical', 'alertname=ReadinessCheckFailing', 'origin=readiness-exporter', 'check=backup-latest-age'], 'pagerduty,email'],
+    [['severity=critical', 'alertname=ReadinessExporterDown', 'origin=readiness-exporter', 'component=readiness-exporter'], 'pagerduty,email'],
     [['severity=critical', 'alertname=ReadinessExporterAbsent'], 'pagerduty,email'],
-    [['severity=warning', 'alertname=ReadinessHighCheckFailing'], 'slack-and-email'],
+    [['severity=warning', 'alertname=ReadinessCheckFailing', 'check=postgres-reachable'], 'slack-and-email'],
+    [['severity=warning', 'alertname=ReadinessAppErrorRateHigh'], 'slack-and-email'],
     [['severity=info'], 'blackhole'],
+    [['severity=none'], 'blackhole'],
     [['alertname=Watchdog', 'severity=none'], 'blackhole'],
     [['alertname=SomethingWithoutSeverity'], 'slack-and-email'],
   ];
@@ -281,7 +341,7 @@ t.test('a real Prometheus loads every group and evaluates it without error', asy
   const prom = await startPrometheus(t, { ruleFiles: [RULES_FILE] });
   const loaded = await prom.waitForRuleEvaluation();
   t.same(loaded.map((g) => g.name).sort(), groups.map((g) => g.name).sort(), 'all groups loaded');
-  t.equal(loaded.flatMap((g) => g.rules).length, alerts.length, 'all rules loaded');
+  t.equal(loaded.flatMap((g) => g.rules).length, rules.length, 'all rules loaded');
   // Two more rounds, so every rule has been evaluated and could have failed.
   await new Promise((r) => setTimeout(r, 2500));
   for (const g of await prom.rules()) {
@@ -313,4 +373,78 @@ t.test('the Watchdog rule file is valid and always fires', async (t) => {
   );
   const test = await runCommand(PROMTOOL_BIN, ['test', 'rules', join(dir, 'watchdog.test.yml')]);
   t.equal(test.code, 0, `${test.stdout}${test.stderr}`);
+});
+
+t.test('promtool covers the notify defaults: alerts/tests/notify.test.yml is what the loader gives', async (t) => {
+  // Every check of that file carries the notify the loader would give it (src/notify.ts), and
+  // together they cover every phase and severity plus an attestation, so the promtool
+  // expectations there are the routing of the defaults, not of made-up labels.
+  const doc = YAML.parse(readFileSync(join(TESTS_DIR, 'notify.test.yml'), 'utf8')) as { tests: { input_series: { series: string }[] }[] };
+  const series = doc.tests.flatMap((g) => g.input_series.map((s) => s.series));
+  const labelsOf = (s: string) => Object.fromEntries([...s.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+  const passing = new Map(series.filter((s) => s.startsWith('readiness_check_passing{')).map((s) => [labelsOf(s).check, labelsOf(s)]));
+  const cells = new Set<string>();
+  const info = series.filter((s) => s.startsWith('readiness_check_info{')).map(labelsOf);
+  t.equal(info.length, passing.size, 'one info series per check');
+  for (const i of info) {
+    const p = passing.get(i.check ?? '');
+    t.ok(p, `${i.check} has its passing series`);
+    if (!p) continue;
+    const want = defaultNotify({ phase: p.phase as (typeof PHASES)[number], severity: p.severity as (typeof SEVERITIES)[number], kind: i.probe ?? '', gate: true });
+    t.equal(i.notify, want, `${i.check}: ${p.phase}, ${p.severity}, ${i.probe} -> ${want}`);
+    cells.add(i.probe === 'attestation' ? 'attestation' : `${p.phase}/${p.severity}`);
+  }
+  for (const phase of PHASES) for (const sev of SEVERITIES) t.ok(cells.has(`${phase}/${sev}`), `covers ${phase}/${sev}`);
+  t.ok(cells.has('attestation'), 'covers an attestation');
+  const used = new Set(info.map((i) => i.notify as Notify));
+  t.same([...used].sort(), NOTIFY.filter((n) => n !== 'page').sort(), 'every default value appears (page is never a default)');
+});
+
+t.test('the example Alertmanager inhibits causes under their symptom (a real Alertmanager, amtool)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'readiness-am-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // The example as shipped, with its secret files pointing at temp files.
+  const config = readFileSync(ALERTMANAGER_CONFIG, 'utf8').replaceAll('/etc/alertmanager/secrets/', `${dir}/`);
+  for (const f of ['pagerduty-routing-key', 'slack-webhook-url', 'smtp-password']) writeFileSync(join(dir, f), f === 'slack-webhook-url' ? 'http://127.0.0.1:9/hook' : 'x'.repeat(32));
+  const am = await startAlertmanager(t, config);
+
+  const exporter = { job: 'readiness-exporter', namespace: 'monitoring', origin: 'readiness-exporter' };
+  const alert = (labels: Record<string, string>): PostedAlert => ({ labels, annotations: { summary: labels.alertname ?? '' } });
+  const rollback = alert({ ...exporter, alertname: 'ReadinessRollbackRecommended', severity: 'critical', component: 'deployment', version: '1.4.2' });
+  const cases: [name: string, labels: Record<string, string>][] = [
+    // The rollback incident's causes: a verify check that pages on its own, a verify ticket, a monitor stale warning.
+    ['verify page', { ...exporter, alertname: 'ReadinessCheckFailing', severity: 'critical', component: 'health-live', check: 'health-live', phase: 'verify' }],
+    ['verify ticket', { ...exporter, alertname: 'ReadinessCheckFailing', severity: 'warning', component: 'smoke-tests', check: 'smoke-tests', phase: 'verify' }],
+    ['monitor stale', { ...exporter, alertname: 'ReadinessCheckStale', severity: 'warning', component: 'monitor-cpu', check: 'monitor-cpu', phase: 'monitor', state: 'stale' }],
+    // Not caused by the deployment: a backup page, a pre-deploy ticket, the app's own alert,
+    // and the same verify check of another exporter (staging).
+    ['pre-deploy page', { ...exporter, alertname: 'ReadinessCheckFailing', severity: 'critical', component: 'backup-latest-age', check: 'backup-latest-age', phase: 'pre-deploy' }],
+    ['pre-deploy ticket', { ...exporter, alertname: 'ReadinessCheckFailing', severity: 'warning', component: 'postgres-reachable', check: 'postgres-reachable', phase: 'pre-deploy' }],
+    ['app alert', { alertname: 'ReadinessAppErrorRateHigh', severity: 'warning', job: 'api', namespace: 'offgridflow' }],
+    ['other exporter', { ...exporter, job: 'readiness-staging', alertname: 'ReadinessCheckFailing', severity: 'critical', component: 'health-live', check: 'health-live', phase: 'verify' }],
+    // A certificate under 7 days pages; its 30-day ticket is covered by the page.
+    ['tls page', { ...exporter, alertname: 'ReadinessTLSCertificateExpiringSoon', severity: 'critical', component: 'tls-api-expiry', check: 'tls-api-expiry' }],
+    ['tls ticket', { ...exporter, alertname: 'ReadinessCheckFailing', severity: 'warning', component: 'tls-api-expiry', check: 'tls-api-expiry', phase: 'pre-deploy', check_severity: 'critical' }],
+    // A ticket covers the same check's stale warning.
+    ['ticket stale', { ...exporter, alertname: 'ReadinessCheckStale', severity: 'warning', component: 'postgres-reachable', check: 'postgres-reachable', phase: 'pre-deploy', state: 'stale' }],
+  ];
+  await am.postAlerts([rollback, ...cases.map(([, l]) => alert(l))]);
+
+  /** The names of the cases amtool lists as inhibited (`amtool alert query --inhibited`). */
+  const inhibited = async () => {
+    const r = await runCommand(AMTOOL_BIN, ['alert', 'query', '--inhibited', '-o', 'json', `--alertmanager.url=${am.url}`]);
+    t.equal(r.code, 0, r.stderr);
+    const listed = (JSON.parse(r.stdout) as { labels: Record<string, string>; status: { state: string } }[]).filter((a) => a.status.state === 'suppressed');
+    const name = (l: Record<string, string>) => (l.alertname === rollback.labels.alertname ? 'rollback' : (cases.find(([, c]) => JSON.stringify(Object.entries(c).sort()) === JSON.stringify(Object.entries(l).sort()))?.[0] ?? JSON.stringify(l)));
+    return listed.map((a) => name(a.labels)).sort();
+  };
+  t.same(await inhibited(), ['monitor stale', 'ticket stale', 'tls ticket', 'verify page', 'verify ticket'], 'the rollback incident holds back its causes; a page its ticket; a ticket its stale warning');
+
+  // The whole exporter down: everything it said is held back, the other exporter's and the app's are not.
+  await am.postAlerts([alert({ ...exporter, alertname: 'ReadinessExporterDown', severity: 'critical', component: 'readiness-exporter' })]);
+  t.same(
+    await inhibited(),
+    ['monitor stale', 'pre-deploy page', 'pre-deploy ticket', 'rollback', 'ticket stale', 'tls page', 'tls ticket', 'verify page', 'verify ticket'],
+    'ReadinessExporterDown holds back everything that exporter would have said',
+  );
 });

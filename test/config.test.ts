@@ -28,6 +28,12 @@ const expected: Record<string, string[]> = {
     `${F}/invalid-many.yaml:17:14: bad duration "soon": use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 30d`,
     `${F}/invalid-many.yaml:18:23: bad condition "open == \\"yes\\"": "open" is true or false, cannot compare it with "yes"`,
   ],
+  'invalid-notify.yaml': [
+    `${F}/invalid-notify.yaml:11:13: notify: page is not allowed for an attestation: a missing signature never pages (use ticket or none)`,
+    `${F}/invalid-notify.yaml:19:13: notify: rollback is for checks of phase deploy, verify, monitor (what fails after a deployment); this one is pre-deploy: use page, ticket or none`,
+    `${F}/invalid-notify.yaml:28:13: notify: rollback needs gate: true (a check that does not gate cannot recommend a rollback)`,
+    `${F}/invalid-notify.yaml:36:13: "notify" must be one of rollback, page, ticket, none, got "pager"`,
+  ],
   'invalid-params.yaml': [
     `${F}/invalid-params.yaml:10:11: missing required key "host"`,
     `${F}/invalid-params.yaml:10:13: unknown key "hostname"; allowed: host, port, connectTimeoutMs`,
@@ -41,7 +47,7 @@ const expected: Record<string, string[]> = {
   'invalid-target.yaml': [`${F}/invalid-target.yaml:12:13: unknown target "database"; defined targets: db`],
   'invalid-timeout.yaml': [`${F}/invalid-timeout.yaml:12:14: timeout 1m (60000 ms) is longer than the interval (30000 ms): runs would pile up`],
   'invalid-unknown-key.yaml': [
-    `${F}/invalid-unknown-key.yaml:10:5: unknown key "intervl" (did you mean "interval"?); allowed: id, title, description, section, severity, phase, probe, target, with, expect, warn, interval, schedule, timeout, runbook, failAfter, passAfter, onNoData, dependsOn, gate, value, marksDeployment`,
+    `${F}/invalid-unknown-key.yaml:10:5: unknown key "intervl" (did you mean "interval"?); allowed: id, title, description, section, severity, phase, probe, target, with, expect, warn, interval, schedule, timeout, runbook, failAfter, passAfter, onNoData, dependsOn, gate, notify, value, marksDeployment`,
   ],
   'invalid-unknown-probe.yaml': [`${F}/invalid-unknown-probe.yaml:9:12: unknown probe kind "tpc" (did you mean "tcp"?); known kinds: ${''}`],
   'invalid-yaml.yaml': [`${F}/invalid-yaml.yaml:7:1: YAML: Missing closing "quote`],
@@ -240,4 +246,76 @@ t.test('a variable named by a param (bearerTokenEnv) is required like a ${VAR}',
   if (unset.ok) t.equal(unset.checklist.checks[0]!.unconfigured, 'environment variable API_TOKEN is not set');
   const set = loadChecklist(text, 'c.yaml', { API_TOKEN: 'x' });
   if (set.ok) t.equal(set.checklist.checks[0]!.unconfigured, undefined);
+});
+
+t.test('notify: defaults by phase, severity and kind; an explicit value wins', async (t) => {
+  const check = (id: string, phase: string, severity: string, probe: string, extra = '') => `  - id: ${id}
+    title: ${id}
+    section: s
+    severity: ${severity}
+    phase: ${phase}
+    probe: ${probe}
+    with: ${probe === 'attestation' ? '{ roles: [qa-lead] }' : '{ host: h, port: 1 }'}
+${extra}`;
+  const res = loadChecklist(
+    base(
+      [
+        check('pre-critical', 'pre-deploy', 'critical', 'tcp'),
+        check('pre-high', 'pre-deploy', 'high', 'tcp'),
+        check('pre-medium', 'pre-deploy', 'medium', 'tcp'),
+        check('pre-watched', 'pre-deploy', 'critical', 'tcp', '    notify: page\n'),
+        check('deploy-critical', 'deploy', 'critical', 'tcp'),
+        check('verify-critical', 'verify', 'critical', 'tcp'),
+        check('verify-high', 'verify', 'high', 'tcp'),
+        check('verify-medium', 'verify', 'medium', 'tcp'),
+        check('verify-paged', 'verify', 'critical', 'tcp', '    notify: page\n'),
+        check('monitor-low', 'monitor', 'low', 'tcp'),
+        check('monitor-advisory', 'monitor', 'critical', 'tcp', '    gate: false\n'),
+        check('monitor-signed', 'monitor', 'high', 'attestation'),
+        check('post-critical', 'post-deploy', 'critical', 'tcp'),
+        check('signoff', 'pre-deploy', 'critical', 'attestation'),
+        check('signoff-ticket', 'pre-deploy', 'critical', 'attestation', '    notify: ticket\n'),
+      ].join(''),
+    ),
+    'n.yaml',
+    {},
+  );
+  if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
+  t.same(Object.fromEntries(res.checklist.checks.map((c) => [c.id, c.notify])), {
+    'pre-critical': 'ticket',
+    'pre-high': 'ticket',
+    'pre-medium': 'none',
+    'pre-watched': 'page',
+    'deploy-critical': 'ticket',
+    'verify-critical': 'rollback',
+    'verify-high': 'rollback',
+    'verify-medium': 'none',
+    'verify-paged': 'page',
+    'monitor-low': 'rollback',
+    'monitor-advisory': 'none',
+    'monitor-signed': 'none',
+    'post-critical': 'ticket',
+    signoff: 'none',
+    'signoff-ticket': 'ticket',
+  });
+});
+
+t.test('the shipped checklist pages only for what is watched continuously', async (t) => {
+  const res = await loadChecklistFile(DEFAULT_CONFIG, {});
+  if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
+  const by = (n: string) => res.checklist.checks.filter((c) => c.notify === n);
+  // Certificate expiry, backups and the alerting pipeline: a failure there hurts at any hour.
+  t.same(by('page').map((c) => c.id).sort(), [
+    'alerting-pipeline-watchdog',
+    'alertmanager-receiver-pagerduty',
+    'backup-job-succeeded',
+    'backup-latest-age',
+    'rpo-wal-archive-age',
+    'tls-api-expiry',
+    'tls-app-expiry',
+  ]);
+  t.ok(by('page').every((c) => c.phase === 'pre-deploy' && c.kind !== 'attestation'), 'pages are pre-deploy checks watched continuously');
+  t.ok(by('rollback').every((c) => c.phase === 'verify' || c.phase === 'monitor'), 'the rollback incident gathers verify and monitor checks');
+  t.ok(res.checklist.checks.filter((c) => c.phase === 'monitor' && c.kind !== 'attestation').every((c) => c.notify === 'rollback'), 'every monitor measurement is a rollback cause');
+  t.ok(res.checklist.checks.filter((c) => c.kind === 'attestation').every((c) => c.notify === 'none'), 'attestations never alert');
 });

@@ -212,7 +212,11 @@ function exporterMetrics(): string {
   for (const c of CHECKS) lines.push(`readiness_check_runs_total${l({ check: c.check, result: c.state })} ${Math.floor(now - started) + 1}`);
   lines.push('# TYPE readiness_ready gauge');
   for (const [phase, v] of [['all', 0], ['pre-deploy', 0], ['deploy', 1], ['verify', 1], ['monitor', 0], ['post-deploy', 1]] as const) lines.push(`readiness_ready${l({ phase })} ${v}`);
+  lines.push('# TYPE readiness_check_info gauge');
+  for (const c of CHECKS) lines.push(`readiness_check_info${l({ check: c.check, probe: 'http', notify: c.phase === 'pre-deploy' ? 'page' : 'rollback', expect: 'value > 1' })} 1`);
   lines.push('# TYPE readiness_rollback_recommended gauge', 'readiness_rollback_recommended 1');
+  lines.push('# TYPE readiness_deployment_window_open gauge', 'readiness_deployment_window_open 1');
+  lines.push('# TYPE readiness_deployment_info gauge', 'readiness_deployment_info{version="1.4.2"} 1');
   lines.push('# TYPE readiness_build_info gauge', 'readiness_build_info{version="0.1.0",checklist="dashboards-test"} 1');
   lines.push('# TYPE readiness_deployment_timestamp_seconds gauge', `readiness_deployment_timestamp_seconds ${Math.floor(started - 600)}`);
   return `${lines.join('\n')}\n`;
@@ -294,4 +298,23 @@ t.test('every dashboard query runs on a real Prometheus and returns data', async
   // Two replicas, one row per check: the table's queries aggregate the replicas away.
   const rows = await prom.query('max by (check, section, severity, phase) (readiness_check_passing{job=~".*"})');
   t.equal(rows.length, CHECKS.length, 'one row per check with two replicas scraped');
+
+  // "Exporter replicas up" with $job = All counts the exporter's two replicas, not the app's target
+  // (issue 13: it showed 3 where there was 1 exporter).
+  const replicasPanel = allPanels(overview).find((p) => p.title === 'Exporter replicas up');
+  const up = await prom.query(substituteGrafanaVariables(replicasPanel?.targets?.[0]?.expr ?? ''));
+  t.same(up.map((s) => s.metric.job).sort(), ['readiness-exporter', 'readiness-exporter'], 'only the exporter\'s targets, with the job variable at All');
+
+  // The shipped rules over the same series: each evaluates without error, and the recording
+  // rules the alerts read have the series the contract promises.
+  for (const g of await prom.rules()) {
+    if (g.name === 'test') continue;
+    for (const r of g.rules) {
+      t.equal(r.health, 'ok', `${g.name}/${r.name}: health`);
+      t.notOk(r.lastError, `${g.name}/${r.name}: ${r.lastError ?? 'no error'}`);
+    }
+  }
+  const failing = await prom.query('readiness:check_failing');
+  t.same(failing.map((s) => s.metric.check).sort(), ['monitor-error-rate', 'tls-api-expiry'], 'fail and error count as failing, pass does not; one series for two replicas');
+  t.same(failing.map((s) => Object.keys(s.metric).sort().join(',')), Array(2).fill('__name__,check,check_severity,job,namespace,phase,section'), 'the labels of readiness:check_failing');
 });

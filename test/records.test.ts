@@ -160,6 +160,7 @@ t.test('deployments open the monitor window: gating, rollback, post-deployment d
   t.match(metrics, 'readiness_rollback_recommended 1');
   t.match(metrics, 'readiness_deployment_window_open 1');
   t.match(metrics, /readiness_deployment_timestamp_seconds \d{10}/);
+  t.match(metrics, 'readiness_deployment_info{version="1.4.2"} 1', 'the version the rollback page names');
   await service.scheduler.runNow('retro-scheduled');
   t.match(service.scheduler.view('retro-scheduled')!, { state: 'pass', message: /due by .* \(2d after deployment 1\.4\.2\); not attested yet/ });
 

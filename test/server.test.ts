@@ -170,6 +170,12 @@ t.test('metrics: every family of the contract, read at scrape time', async (t) =
   t.match(m, 'readiness_ready{phase="all"} 0');
   t.match(m, 'readiness_rollback_recommended 0');
   t.match(m, /readiness_build_info\{version="\d+\.\d+\.\d+",checklist="test"\} 1/);
+  // What each check's failure means for a person, for the alert rules to join on (issue 13).
+  t.match(m, 'readiness_check_info{check="tls-api",probe="scripted",notify="ticket",expect="n > 30"} 1');
+  t.match(m, 'readiness_check_info{check="db-up",probe="scripted",notify="ticket",expect="ok == true"} 1');
+  t.match(m, 'readiness_check_info{check="health",probe="scripted",notify="ticket",expect=""} 1');
+  t.equal(m.match(/^readiness_check_info\{/gm)?.length, 5, 'one info series per check, unconfigured ones too');
+  t.notMatch(m, /^readiness_deployment_info\{/m, 'no deployment info before the first deployment');
   t.match(m, 'readiness_exporter_checks 5');
   t.match(m, 'readiness_exporter_store_up 1');
   t.match(m, 'readiness_exporter_config_last_reload_successful 1');
@@ -209,4 +215,12 @@ t.test('health, docs, index and unknown routes', async (t) => {
   t.equal(nf.statusCode, 404);
   t.same(nf.json(), { error: 'RDY_NOT_FOUND', message: 'no route GET /nope' });
   t.equal((await app.inject('/')).json().checklist, 'test');
+});
+
+t.test('a deployment version becomes a bounded label value', async (t) => {
+  const { versionLabel } = await import('../src/metrics.js');
+  t.equal(versionLabel('1.4.2'), '1.4.2');
+  t.equal(versionLabel('registry.example/api:sha-0a1b2c@sha256:ff'), 'registry.example/api:sha-0a1b2c@sha256:ff', 'image references pass through');
+  t.equal(versionLabel('1.4.3 (hotfix) "x"\n'), '1.4.3__hotfix___x__', 'spaces, quotes, parentheses and newlines are replaced');
+  t.equal(versionLabel('v'.repeat(300)).length, 128, 'at most 128 characters');
 });

@@ -13,6 +13,15 @@ export const DATASOURCE: common.DataSourceRef = { type: 'prometheus', uid: '${da
 /** Base of every runbook link; a check's runbook is `${RUNBOOK_BASE}/checks/<check id>` (docs/alerts.md). */
 export const RUNBOOK_BASE = 'https://runbooks.offgridflow.com/readiness';
 
+/**
+ * Where Grafana serves these dashboards: the pages' dashboard_url annotations in
+ * alerts/readiness.rules.yml are `${GRAFANA_BASE}/d/<uid>/...` (test/alerts.test.ts compares).
+ */
+export const GRAFANA_BASE = 'https://grafana.offgridflow.com';
+
+/** The exporter's own scrape targets: the job name contains "readiness", as the alerts assume. */
+export const EXPORTER_JOB = 'job=~".*readiness.*"';
+
 /** Tags on both dashboards: the dashboard links find each other through them. */
 export const TAGS = ['readiness', 'readiness-exporter'];
 

@@ -10,6 +10,7 @@ import * as statetimeline from '@grafana/grafana-foundation-sdk/statetimeline';
 import {
   rollbackPanel,
   DATASOURCE,
+  EXPORTER_JOB,
   RUNBOOK_BASE,
   STATE_COLORS,
   TAGS,
@@ -160,8 +161,8 @@ export function readinessOverview(): dashboard.DashboardBuilder {
         .id(10)
         .title('Every check')
         .description(
-          'One row per check: whether it passes, its state, measured value, the reason it does not pass and when it last ran. ' +
-            'The check id links to its runbook.',
+          'One row per check: whether it passes, its state, measured value, the reason it does not pass, when it last ran, ' +
+            'and what its failure means for a person (notify: rollback, page, ticket or none). The check id links to its runbook.',
         )
         .datasource(DATASOURCE)
         .targets([
@@ -170,13 +171,14 @@ export function readinessOverview(): dashboard.DashboardBuilder {
           tableQuery(`max by (check) (readiness_check_value{${SEL}})`, 'C'),
           tableQuery(`max by (check, reason) (readiness_check_failure_info{${SEL}}) == 1`, 'D'),
           tableQuery(`max by (check) (readiness_check_last_run_timestamp_seconds{${SEL}}) * 1000`, 'E'),
+          tableQuery(`max by (check, notify, expect) (readiness_check_info{${SEL}})`, 'F'),
         ])
         .transformations([
           { id: 'merge', options: {} },
           {
             id: 'organize',
             options: {
-              excludeByName: { Time: true, 'Value #B': true, 'Value #D': true },
+              excludeByName: { Time: true, 'Value #B': true, 'Value #D': true, 'Value #F': true },
               renameByName: { 'Value #A': 'passing', 'Value #C': 'value', 'Value #E': 'last run' },
               indexByName: {
                 check: 0,
@@ -188,6 +190,8 @@ export function readinessOverview(): dashboard.DashboardBuilder {
                 severity: 6,
                 phase: 7,
                 section: 8,
+                notify: 9,
+                expect: 10,
               },
             },
           },
@@ -248,9 +252,9 @@ export function readinessOverview(): dashboard.DashboardBuilder {
       new stat.PanelBuilder()
         .id(13)
         .title('Exporter replicas up')
-        .description('up of each scraped exporter replica (the job name must match .*readiness.* for the alerts).')
+        .description('up of each scraped exporter replica: only targets of jobs whose name contains "readiness", as the alerts count them, so "All" never counts the application\'s targets.')
         .datasource(DATASOURCE)
-        .withTarget(instantQuery(`up{${SEL}}`, '{{instance}}'))
+        .withTarget(instantQuery(`up{${SEL}, ${EXPORTER_JOB}}`, '{{instance}}'))
         .mappings(valueMappings({ 1: ['up', 'green'], 0: ['down', 'red'] }))
         .thresholds(thresholds('red', [1, 'green']))
         .colorMode(common.BigValueColorMode.Background)

@@ -7,6 +7,7 @@ import addFormatsModule from 'ajv-formats';
 import { Cron } from 'croner';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { ConditionError, lookupField, parseCondition, type Condition } from '../conditions.js';
+import { defaultNotify, notifyProblem } from '../notify.js';
 import { getProbeKind, probeKinds } from '../probes/index.js';
 import type { MissingConfig, ProbeKind } from '../probes/types.js';
 import { mergeMissing, missingVariables, propagateUnconfigured, unconfiguredMessage } from './missing.js';
@@ -385,6 +386,12 @@ function buildCheck(
   }
   const missingConfig = mergeMissing(missingVariables(missing), lacks);
 
+  const gate = c.gate ?? true;
+  const subject = { phase: c.phase, severity: c.severity, kind: kind?.kind ?? c.probe, gate };
+  const notify = c.notify ?? defaultNotify(subject);
+  const notifyWhy = c.notify !== undefined ? notifyProblem(c.notify, subject) : undefined;
+  if (notifyWhy) r.at(at('notify'), notifyWhy);
+
   if (!kind) return undefined;
   const secrets = [...new Set((kind.secretParams ?? []).flatMap((k) => secretValues(params[k])))];
   return {
@@ -407,7 +414,8 @@ function buildCheck(
     passAfter: c.passAfter ?? defs.d.passAfter ?? 1,
     onNoData: c.onNoData ?? defs.d.onNoData ?? 'error',
     dependsOn: c.dependsOn ?? [],
-    gate: c.gate ?? true,
+    gate,
+    notify,
     marksDeployment: c.marksDeployment ?? false,
     ...(c.value !== undefined && { valueField: c.value }),
     ...(missingConfig.length > 0 && { unconfigured: unconfiguredMessage(missingConfig), missing: missingConfig }),

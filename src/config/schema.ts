@@ -2,6 +2,7 @@
 // (unknown keys are errors) and the reference docs in docs/config.md describe the same fields.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { NO_DATA, PHASES, SEVERITIES } from './enums.js';
+import { NOTIFY } from '../notify.js';
 
 export { NO_DATA, PHASES, SEVERITIES, type OnNoData, type Phase, type Severity } from './enums.js';
 
@@ -38,6 +39,9 @@ export const CheckSchema = Type.Object(
     onNoData: Type.Optional(StringEnum(NO_DATA, 'State when the query returns nothing: fail | error | pass (default error).')),
     dependsOn: Type.Optional(Type.Array(Type.String(), { description: 'Check ids: when one is not passing, this check is not run and reports `dependency`.' })),
     gate: Type.Optional(Type.Boolean({ description: 'Whether the check counts for readiness (default true).' })),
+    notify: Type.Optional(
+      StringEnum(NOTIFY, 'What a failure means for a person: rollback | page | ticket | none (default by phase, severity and kind: docs/config.md).'),
+    ),
     value: Type.Optional(Type.String({ description: "Field whose number becomes readiness_check_value (default: the probe's own)." })),
     marksDeployment: Type.Optional(
       Type.Boolean({ description: 'When the check passes with a `version` not yet recorded, record a deployment of it (a Kubernetes rollout check).' }),

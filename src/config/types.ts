@@ -1,6 +1,7 @@
 // A loaded, validated checklist: what the scheduler, the metrics and the API work from.
 // Built once by the loader and frozen; a reload builds a new one.
 import type { Condition } from '../conditions.js';
+import type { Notify } from '../notify.js';
 import type { MissingConfig, ProbeKind } from '../probes/types.js';
 import type { OnNoData, Phase, Severity } from './schema.js';
 
@@ -29,6 +30,8 @@ export interface CheckDef {
   onNoData: OnNoData;
   dependsOn: readonly string[];
   gate: boolean;
+  /** What its failure means for a person (the `notify` key, or its default by phase, severity and kind). */
+  notify: Notify;
   /** Field whose number becomes readiness_check_value, when not the probe's own value. */
   valueField?: string;
   /** A passing run with a new `version` field records a deployment. */

@@ -41,6 +41,7 @@ export function makeDef(script: Script, over: Partial<Omit<CheckDef, 'expect' | 
     onNoData: 'error',
     dependsOn: [],
     gate: true,
+    notify: 'ticket',
     marksDeployment: false,
     secrets: [],
     ...rest,

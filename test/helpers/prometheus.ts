@@ -316,6 +316,8 @@ export const CONTRACT_METRICS: Readonly<Record<string, readonly string[]>> = {
   readiness_check_runs_total: ['check', 'result'],
   readiness_ready: ['phase'],
   readiness_rollback_recommended: [],
+  readiness_deployment_timestamp_seconds: [],
+  readiness_deployment_window_open: [],
   readiness_build_info: ['version', 'checklist'],
 };
 
@@ -324,7 +326,23 @@ export const CONTRACT_METRICS: Readonly<Record<string, readonly string[]>> = {
  * DESIGN.md. Move each to CONTRACT_METRICS once the table has it (a test says when).
  */
 export const PROPOSED_METRICS: Readonly<Record<string, readonly string[]>> = {
-  readiness_deployment_timestamp_seconds: [],
+  // Issue 13: what a check's failure means for a person, and the version the rollback page names.
+  readiness_check_info: ['check', 'probe', 'notify', 'expect'],
+  readiness_deployment_info: ['version'],
+};
+
+/**
+ * The recording rules of alerts/readiness.rules.yml with the labels their series carry (besides
+ * the target labels): the alerts read these. test/alerts.test.ts checks the list against the
+ * rule file, test/e2e.test.ts against the series a real Prometheus records.
+ */
+export const RECORDED_METRICS: Readonly<Record<string, readonly string[]>> = {
+  'readiness:check_failing': ['check', 'check_severity', 'section', 'phase'],
+  'readiness:check_stale': ['check', 'state'],
+  'readiness:check_notify': ['check', 'notify'],
+  'readiness:tls_days_left': ['check'],
+  'readiness:deployment_window_open': [],
+  'readiness:deployment_info': ['version'],
 };
 
 /**
@@ -358,9 +376,9 @@ export function metricProblems(expr: string): string[] {
       continue;
     }
     if (PROMETHEUS_METRICS.includes(s.metric) || s.metric.startsWith('readiness_exporter_')) continue;
-    const labels = CONTRACT_METRICS[s.metric] ?? PROPOSED_METRICS[s.metric] ?? APP_METRICS[s.metric];
+    const labels = CONTRACT_METRICS[s.metric] ?? PROPOSED_METRICS[s.metric] ?? RECORDED_METRICS[s.metric] ?? APP_METRICS[s.metric];
     if (labels === undefined) {
-      problems.push(`${s.metric}: not a contract, readiness_exporter_* or documented app metric`);
+      problems.push(`${s.metric}: not a contract, recorded, readiness_exporter_* or documented app metric`);
       continue;
     }
     for (const l of s.labels) {
