@@ -16,6 +16,13 @@ import { UID as POST_DEPLOY_UID } from '../dashboards/src/post-deploy-monitoring
 import { PHASES, SEVERITIES } from '../src/config/schema.js';
 import { defaultNotify, NOTIFY, type Notify } from '../src/notify.js';
 import { startAlertmanager, type PostedAlert } from './helpers/alertmanager.js';
+import { createServer } from 'node:http';
+import pino from 'pino';
+import { loadChecklistFile } from '../src/config/load.js';
+import { formatDiagnostic } from '../src/config/types.js';
+import { runCheck } from '../src/harness.js';
+import { DEFAULT_CONFIG } from '../src/cli.js';
+import { waitFor } from './helpers/service.js';
 
 /** A node of lezer-promql's syntax tree. */
 type SyntaxNode = ReturnType<typeof parser.parse>['topNode'];
@@ -447,4 +454,67 @@ t.test('the example Alertmanager inhibits causes under their symptom (a real Ale
     ['monitor stale', 'pre-deploy page', 'pre-deploy ticket', 'rollback', 'ticket stale', 'tls page', 'tls ticket', 'verify page', 'verify ticket'],
     'ReadinessExporterDown holds back everything that exporter would have said',
   );
+});
+
+/** Serves a Prometheus text exposition that `body()` makes at each scrape; closed in teardown. */
+async function exposition(t: { teardown(fn: () => unknown): void }, body: () => string): Promise<string> {
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(body()));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  const addr = server.address();
+  return `127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+}
+
+t.test("the shipped monitor-no-alerts counts the application's alerts (ReadinessApp* too), never the exporter's own", async (t) => {
+  // issue 13: it ignored every alert named Readiness*, the app's error-rate alert included, and
+  // stayed green while it fired. Real Prometheus, the shipped rules (for: set to 0s so they fire
+  // now), a fake exporter recommending a rollback and an app answering 5% 5xx; then the shipped
+  // check, run as the exporter runs it.
+  const dir = mkdtempSync(join(tmpdir(), 'readiness-no-alerts-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const copy = YAML.parse(rulesText) as { groups: Group[] };
+  for (const r of copy.groups.flatMap((g) => g.rules)) if (r.for) r.for = '0s';
+  writeFileSync(join(dir, 'readiness.rules.yml'), YAML.stringify(copy));
+  const exporter = await exposition(t, () =>
+    [
+      'readiness_check_passing{check="monitor-error-rate",section="monitor",severity="critical",phase="monitor"} 0',
+      ...['pass', 'fail'].map((s) => `readiness_check_state{check="monitor-error-rate",state="${s}"} ${s === 'fail' ? 1 : 0}`),
+      'readiness_check_info{check="monitor-error-rate",probe="prometheus",notify="rollback",expect="value < 1"} 1',
+      'readiness_deployment_window_open 1',
+      'readiness_deployment_info{version="1.4.2"} 1',
+      '',
+    ].join('\n'),
+  );
+  let n = 0;
+  const app = await exposition(t, () => {
+    n += 1;
+    return `http_requests_total{method="GET",code="200"} ${n * 95}\nhttp_requests_total{method="GET",code="500"} ${n * 5}\n`;
+  });
+  const prom = await startPrometheus(t, {
+    ruleFiles: [join(dir, 'readiness.rules.yml')],
+    scrapeConfigs: [
+      { job_name: 'readiness-exporter', static_configs: [{ targets: [exporter] }] },
+      { job_name: 'offgridflow-api', static_configs: [{ targets: [app], labels: { namespace: 'offgridflow' } }] },
+    ],
+  });
+  await prom.waitForTargets({ scrapes: 3 });
+  const firing = await waitFor(
+    'the rollback page and the app alert firing',
+    async () => {
+      const names = (await prom.alerts()).filter((a) => a.state === 'firing').map((a) => a.labels.alertname).sort();
+      return names.includes('ReadinessRollbackRecommended') && names.includes('ReadinessAppErrorRateHigh') ? names : undefined;
+    },
+    { timeoutMs: 30_000, everyMs: 200 },
+  );
+  t.same(firing, ['ReadinessAppErrorRateHigh', 'ReadinessRollbackRecommended'], 'precondition: one alert of each kind fires');
+
+  const loaded = await loadChecklistFile(DEFAULT_CONFIG, { PROMETHEUS_URL: prom.url });
+  if (!loaded.ok) return t.fail(loaded.diagnostics.map(formatDiagnostic).join('\n'));
+  const def = loaded.checklist.byId.get('monitor-no-alerts');
+  t.ok(def, 'the shipped check');
+  if (!def) return;
+  const r = await runCheck(def, { log: pino({ level: 'silent' }), env: { PROMETHEUS_URL: prom.url } });
+  t.equal(r.state, 'fail', r.message);
+  t.match(r.message, /^1 alert firing \(matching severity=~"critical\|warning", origin!="readiness-exporter".*\): ReadinessAppErrorRateHigh\{/, 'the application\'s alert counts');
+  t.notMatch(r.message, 'ReadinessRollbackRecommended', 'the exporter\'s own alert does not');
 });

@@ -477,7 +477,7 @@ t.test('after the fix (dead target and broken group removed), the shipped Promet
     'monitor-db-connections': /value < 80 is false \(value = 90\)/,
     'monitor-memory': /value < 80 is false \(value = 90\)/,
     'monitor-cpu': /value < 70 is false/,
-    'monitor-no-alerts': /1 alert firing \(matching severity=~"critical\|warning", alertname!~"Readiness\.\*", ignoring Watchdog, InfoInhibitor\): AppHighErrorRate\{job="offgridflow-api", severity="critical"\}/,
+    'monitor-no-alerts': /1 alert firing \(matching severity=~"critical\|warning", origin!="readiness-exporter", ignoring Watchdog, InfoInhibitor\): AppHighErrorRate\{job="offgridflow-api", severity="critical"\}/,
   };
   for (const def of defs.filter((d) => expected[d.id])) {
     const r = await until(def, (x) => x.state === 'fail');
