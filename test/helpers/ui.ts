@@ -4,6 +4,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import { defaultNotify } from '../../src/notify.js';
 import { parseCondition } from '../../src/conditions.js';
 import { loadChecklist } from '../../src/config/load.js';
 import type { Phase, Severity } from '../../src/config/schema.js';
@@ -68,6 +69,7 @@ export function scripted(c: ScriptedCheck): CheckDef {
     onNoData: 'error',
     dependsOn: [],
     gate: c.gate ?? true,
+    notify: defaultNotify({ phase: c.phase ?? 'pre-deploy', severity: c.severity ?? 'high', kind: 'scripted', gate: c.gate ?? true }),
     marksDeployment: false,
     secrets: c.secrets ?? [],
     ...(c.runbook !== undefined && { runbook: c.runbook }),
