@@ -27,6 +27,10 @@ import { waitFor } from './helpers/service.js';
 /** A node of lezer-promql's syntax tree. */
 type SyntaxNode = ReturnType<typeof parser.parse>['topNode'];
 
+// promtool over every mutant, a real Prometheus three times and a real Alertmanager: 1-5 minutes
+// depending on the machine's load.
+t.setTimeout(10 * 60_000);
+
 const AMTOOL_BIN = process.env.AMTOOL_BIN ?? '/usr/bin/amtool';
 const ALERTMANAGER_CONFIG = join(ROOT, 'alerts/alertmanager.example.yml');
 const TESTS_DIR = join(ROOT, 'alerts/tests');

@@ -19,7 +19,8 @@
 //      incident (another deployment), then its resolve;
 //   4. the exporter killed while the backup incident is open: ReadinessExporterDown's trigger
 //      and resolve, and nothing for the backup incident until the backup is fixed;
-//   and a check that is unconfigured the whole time never alerts.
+//   and the checks that are unconfigured the whole time (an unset target variable, no cluster)
+//   never alert.
 //
 // What differs from production, and only that (each asserted below):
 //  - the rules are a generated copy of alerts/readiness.rules.yml whose `for:` durations are
@@ -57,6 +58,9 @@ import { GRAFANA_BASE } from '../dashboards/src/common.js';
 import { UID as POST_DEPLOY_UID } from '../dashboards/src/post-deploy-monitoring.js';
 import type { FailingCheck } from '../src/state.js';
 
+// Five faults in sequence, each held and mended: about 2 minutes, over 2 on a loaded 2-core machine.
+t.setTimeout(10 * 60_000);
+
 const RULES_FILE = join(ROOT, 'alerts/readiness.rules.yml');
 const ALERTMANAGER_EXAMPLE = join(ROOT, 'alerts/alertmanager.example.yml');
 const SHIPPED_CHECKLIST = join(ROOT, 'probes/offgridflow.yaml');
@@ -70,7 +74,11 @@ const SHORT_WINDOW = '10s';
 const TOKEN = 'e2e-test-token';
 /** Checks whose failure inside the window is the rollback incident (notify: rollback, the default for verify and monitor). */
 const ROLLBACK_CHECKS = ['health-ready', 'flow-login', 'monitor-error-rate', 'monitor-no-alerts'];
-const UNCONFIGURED = 'api-docs-staging';
+/**
+ * Checks this environment never configures: a target variable that is unset, and a Kubernetes
+ * check with no cluster (no kubeconfig, no service account). Both would page if they failed.
+ */
+const UNCONFIGURED = ['api-docs-staging', 'k8s-nodes-ready'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -310,12 +318,14 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
         { id: 'backup-latest-age', title: 'Latest backup < 24h old', section: 'disaster-recovery', severity: 'critical', phase: 'pre-deploy', probe: 'http', with: { url: opsServer.url, path: '/backup' }, expect: ['status == 200'], notify: 'page' },
         { id: 'runbook-api-down', title: 'Runbook: API down', section: 'documentation', severity: 'high', phase: 'pre-deploy', probe: 'http', with: { url: opsServer.url, path: '/runbooks/api-down' }, expect: ['status == 200'] },
         // Its target is never named here: unconfigured, and it must never alert, although it would page.
-        { id: UNCONFIGURED, title: 'Staging API docs', section: 'documentation', severity: 'critical', phase: 'pre-deploy', probe: 'http', with: { url: '${E2E_STAGING_API_URL}', path: '/docs' }, expect: ['status == 200'], notify: 'page' },
+        { id: 'api-docs-staging', title: 'Staging API docs', section: 'documentation', severity: 'critical', phase: 'pre-deploy', probe: 'http', with: { url: '${E2E_STAGING_API_URL}', path: '/docs' }, expect: ['status == 200'], notify: 'page' },
+        { id: 'k8s-nodes-ready', title: 'Kubernetes nodes Ready', section: 'infrastructure', severity: 'critical', phase: 'pre-deploy', probe: 'kubernetes', with: { measure: 'nodes' }, expect: ['nodes_not_ready == 0'], notify: 'page' },
       ],
     }),
   );
   const serveArgs = ['-c', checklistFile, '--data-dir', join(dir, 'exporter-data')];
-  const serveEnv = { READINESS_API_TOKEN: TOKEN, READINESS_PORT: String(exporterPort) };
+  // No cluster here, whatever the machine has: no kubeconfig, no service account, no ~/.kube.
+  const serveEnv = { READINESS_API_TOKEN: TOKEN, READINESS_PORT: String(exporterPort), KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: dir };
   let svc = await startServe(t, serveArgs, serveEnv, 90_000);
   /** GET on the exporter, through its restarts: a keep-alive socket to the killed process may answer ECONNRESET once. */
   const exporterJson = async <T>(path: string): Promise<T | undefined> => {
@@ -334,10 +344,10 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
       await sleep(250);
     }
   };
-  const states = async () => Object.fromEntries(await Promise.all(['health-ready', 'health-live', 'flow-login', 'monitor-error-rate', 'monitor-no-alerts', 'backup-latest-age', 'runbook-api-down', UNCONFIGURED].map(async (id) => [id, (await checkState(id))?.state])));
+  const states = async () => Object.fromEntries(await Promise.all(['health-ready', 'health-live', 'flow-login', 'monitor-error-rate', 'monitor-no-alerts', 'backup-latest-age', 'runbook-api-down', ...UNCONFIGURED].map(async (id) => [id, (await checkState(id))?.state])));
   const allPass = async () => {
     const s = await states();
-    return Object.entries(s).every(([id, st]) => (id === UNCONFIGURED ? st === 'unconfigured' : st === 'pass')) ? s : undefined;
+    return Object.entries(s).every(([id, st]) => (UNCONFIGURED.includes(id) ? st === 'unconfigured' : st === 'pass')) ? s : undefined;
   };
   const deploy = async (version: string) => {
     const res = await fetch(`${svc.url}/deployments`, {
@@ -351,7 +361,7 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
 
   await prom.waitForTargets({ count: 2, scrapes: 3 });
   await waitFor('every check passes (the unconfigured one aside)', allPass, { timeoutMs: 60_000, everyMs: 250 });
-  t.equal((await checkState(UNCONFIGURED))?.state, 'unconfigured', 'precondition: the unconfigured check is unconfigured');
+  for (const id of UNCONFIGURED) t.equal((await checkState(id))?.state, 'unconfigured', `precondition: ${id} is unconfigured`);
   t.comment(`${elapsed()}: exporter up, checks passing`);
 
   // --- The shipped rules, fast. ------------------------------------------------------------------
@@ -405,7 +415,7 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
     const notify = await prom.query('readiness:check_notify');
     t.same(
       Object.fromEntries(notify.map((s) => [s.metric.check, s.metric.notify])),
-      { 'health-ready': 'rollback', 'health-live': 'page', 'flow-login': 'rollback', 'monitor-error-rate': 'rollback', 'monitor-no-alerts': 'rollback', 'backup-latest-age': 'page', 'runbook-api-down': 'ticket', [UNCONFIGURED]: 'page' },
+      { 'health-ready': 'rollback', 'health-live': 'page', 'flow-login': 'rollback', 'monitor-error-rate': 'rollback', 'monitor-no-alerts': 'rollback', 'backup-latest-age': 'page', 'runbook-api-down': 'ticket', 'api-docs-staging': 'page', 'k8s-nodes-ready': 'page' },
       'notify as the loader decided it (defaults and explicit), read through the recording rule',
     );
   });
@@ -630,10 +640,12 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
     ], 'exactly: the two triggers and their two resolves');
   });
 
-  await t.test('all along: the unconfigured check never alerted, every page named its component, nothing was refused', async (t) => {
-    t.equal((await checkState(UNCONFIGURED))?.state, 'unconfigured', 'still unconfigured');
-    t.same(await prom.query(`count_over_time(ALERTS{check="${UNCONFIGURED}"}[1h])`), [], 'no alert about it ever, pending or firing');
-    t.notMatch(JSON.stringify(pd.events) + JSON.stringify(slack.requests), UNCONFIGURED, 'no notification mentions it');
+  await t.test('all along: the unconfigured checks never alerted, every page named its component, nothing was refused', async (t) => {
+    for (const id of UNCONFIGURED) {
+      t.equal((await checkState(id))?.state, 'unconfigured', `${id}: still unconfigured`);
+      t.same(await prom.query(`count_over_time(ALERTS{check="${id}"}[1h])`), [], `${id}: no alert about it ever, pending or firing`);
+      t.notMatch(JSON.stringify(pd.events) + JSON.stringify(slack.requests) + JSON.stringify(smtp.messages), id, `${id}: no notification mentions it`);
+    }
     t.equal(triggers.length, 5, 'five faults, five triggers');
     t.same(pd.events.filter((e) => e.event.event_action === 'trigger').map((e) => e.event.dedup_key), triggers.map((e) => e.event.dedup_key), 'and no other trigger');
     for (const e of pd.events.filter((x) => x.event.event_action === 'trigger')) t.ok(e.event.payload?.component, `${e.event.payload?.class}: component ${e.event.payload?.component}`);
