@@ -10,7 +10,7 @@ const F = 'test/fixtures';
 
 const expected: Record<string, string[]> = {
   'invalid-condition.yaml': [
-    `${F}/invalid-condition.yaml:11:15: bad condition "opn == false": unknown field "opn" (this probe reports: open, connect_ms, result, address)`,
+    `${F}/invalid-condition.yaml:11:15: bad condition "opn == false": unknown field "opn" (this probe reports: open, connect_ms, result, address, addresses)`,
     `${F}/invalid-condition.yaml:11:42: bad condition "connect_ms => 5": expected an operator (== != <= >= =~ !~ < >) after "connect_ms"`,
   ],
   'invalid-cron.yaml': [`${F}/invalid-cron.yaml:11:15: bad cron expression "61 * * * *": CronPattern: Invalid value for minute: 61`],
