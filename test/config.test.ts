@@ -5,6 +5,7 @@ import t from 'tap';
 import { loadChecklist, loadChecklistFile } from '../src/config/load.js';
 import { formatDiagnostic } from '../src/config/types.js';
 import { DEFAULT_CONFIG } from '../src/cli.js';
+import { probeKinds } from '../src/probes/index.js';
 
 const F = 'test/fixtures';
 
@@ -18,7 +19,23 @@ const expected: Record<string, string[]> = {
     `${F}/invalid-depends-on.yaml:11:16: dependency cycle: a -> b -> a`,
     `${F}/invalid-depends-on.yaml:19:20: dependsOn names unknown check "nope"`,
   ],
-  'invalid-duplicate-id.yaml': [`${F}/invalid-duplicate-id.yaml:11:9: duplicate check id "db-port-closed" (first defined at checks[0])`],
+  'invalid-duplicate-id.yaml': [`${F}/invalid-duplicate-id.yaml:11:9: duplicate check id "db-port-closed" (first defined at line 4, column 9)`],
+  // A schema error in a check (severity, an unknown key) hides none of its other problems, nor
+  // the duplicate of its id further down, nor the problems of a check missing its title.
+  'invalid-all-at-once.yaml': [
+    `${F}/invalid-all-at-once.yaml:3:23: bad duration "1 minute": use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 30d`,
+    `${F}/invalid-all-at-once.yaml:3:33: unknown key "timout" (did you mean "timeout"?); allowed: interval, timeout, failAfter, passAfter, onNoData, monitorWindow, runbookBase`,
+    `${F}/invalid-all-at-once.yaml:8:15: "severity" must be one of critical, high, medium, low, got "urgent"`,
+    `${F}/invalid-all-at-once.yaml:10:12: unknown probe kind "htp" (did you mean "http"?); known kinds: ${[...probeKinds.keys()].join(', ')}`,
+    `${F}/invalid-all-at-once.yaml:12:5: unknown key "intervl" (did you mean "interval"?); allowed: id, title, description, section, severity, phase, probe, target, with, expect, warn, interval, schedule, timeout, runbook, failAfter, passAfter, onNoData, dependsOn, gate, value, marksDeployment`,
+    `${F}/invalid-all-at-once.yaml:13:14: bad duration "soon": use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 30d`,
+    `${F}/invalid-all-at-once.yaml:21:23: bad condition "open == flase": cannot read value flase (quote strings: "flase")`,
+    `${F}/invalid-all-at-once.yaml:22:15: bad duration "5 minutes": use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 30d`,
+    `${F}/invalid-all-at-once.yaml:23:5: missing required key "title"`,
+    `${F}/invalid-all-at-once.yaml:23:9: duplicate check id "api-health" (first defined at line 5, column 9)`,
+    `${F}/invalid-all-at-once.yaml:28:58: "method" must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, got "FETCH"`,
+    `${F}/invalid-all-at-once.yaml:29:26: dependsOn names unknown check "nope"`,
+  ],
   'invalid-duplicate-key.yaml': [`${F}/invalid-duplicate-key.yaml:6:5: YAML: Map keys must be unique`],
   'invalid-duration.yaml': [`${F}/invalid-duration.yaml:11:15: bad duration "5 minutes": use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 30d`],
   'invalid-id.yaml': [`${F}/invalid-id.yaml:4:9: "id" is "DB_Port": expected lower-case letters, digits and dashes, at most 63 characters, e.g. tls-api-expiry`],

@@ -59,6 +59,12 @@ class Reporter {
 
   /** Reports at the node at `path` (or its nearest existing parent); `key` points at the key instead of the value. */
   at(path: readonly (string | number)[], message: string, opts: { key?: boolean; offset?: number } = {}): void {
+    const { line, col } = this.pos(path, opts);
+    this.diagnostics.push({ file: this.file, line, col, message });
+  }
+
+  /** The line and column of the node at `path`, as at() reports it. */
+  pos(path: readonly (string | number)[], opts: { key?: boolean; offset?: number } = {}): { line: number; col: number } {
     let node: YamlNode | undefined;
     let p = [...path];
     for (; ; p = p.slice(0, -1)) {
@@ -78,8 +84,7 @@ class Reporter {
       const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
       offset += opts.offset + (quoted ? 1 : 0);
     }
-    const { line, col } = this.lines.linePos(offset);
-    this.diagnostics.push({ file: this.file, line, col, message });
+    return this.lines.linePos(offset);
   }
 }
 
@@ -148,6 +153,10 @@ function editDistance(a: string, b: string): number {
 /** Turns ajv's errors into one line each, at the offending key or value. */
 function reportSchemaErrors(r: Reporter, errors: ErrorObject[], base: (string | number)[] = [], what = ''): void {
   const seen = new Set<string>();
+  // A union of literals (Type.Union([Type.Literal('GET'), ...])) fails as one `const` error per
+  // branch plus an `anyOf`: say it once, as "must be one of".
+  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const constsAt = (path: string) => errors.filter((e) => e.keyword === 'const' && e.instancePath === path).map((e) => e.params.allowedValue as unknown);
   for (const e of errors) {
     const path = [...base, ...pointerPath(e.instancePath)];
     const name = what || String(path[path.length - 1] ?? 'checklist');
@@ -181,6 +190,15 @@ function reportSchemaErrors(r: Reporter, errors: ErrorObject[], base: (string | 
       }
       case 'propertyNames':
         continue; // reported by the nested 'pattern' error with the key itself
+      case 'const':
+        if (anyOfPaths.has(e.instancePath)) continue; // said by the anyOf error below
+        message = `"${name}" must be ${JSON.stringify(e.params.allowedValue)}, got ${JSON.stringify(e.data)}`;
+        break;
+      case 'anyOf': {
+        const values = constsAt(e.instancePath);
+        message = values.length > 0 ? `"${name}" must be one of ${values.join(', ')}, got ${JSON.stringify(e.data)}` : `"${name}" ${e.message ?? 'is invalid'}`;
+        break;
+      }
       case 'format':
         message = `"${name}" must be a valid ${String(e.params.format)}, got ${JSON.stringify(e.data)}`;
         break;
@@ -225,21 +243,65 @@ interface Parts {
   defaults: NonNullable<RawChecklist['defaults']>;
   targets: Record<string, Record<string, unknown>>;
   checks: [number, RawCheck][];
+  /** Per check index: keys salvage() removed or stood in for (already reported; not checked again). */
+  broken?: Map<number, Set<string>>;
 }
 
 const validateCheck = ajv.compile<RawCheck>(CheckSchema);
 const validateDefaults = ajv.compile<NonNullable<RawChecklist['defaults']>>(DefaultsSchema);
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
+/** Stand-ins for required check keys that are missing or malformed: they let the rest of the check be checked. */
+const STAND_IN: Record<string, unknown> = { id: '', title: '-', section: 'invalid', severity: 'low', phase: 'pre-deploy', probe: '' };
+
+/**
+ * Keeps what is well-formed of an object that failed its schema: each key with a schema error
+ * is dropped (or, when required, stood in for) and the rest checked as usual, so one run lists
+ * every problem in the file. Returns the object and the keys dropped, or undefined if it is
+ * not an object at all.
+ */
+function salvageObject<T>(v: unknown, validate: ValidateFunction<T>, standIn: Record<string, unknown> = {}): { value: T; dropped: Set<string> } | undefined {
+  if (!isObject(v)) return undefined;
+  const copy: Record<string, unknown> = { ...v };
+  const dropped = new Set<string>();
+  // Each pass removes the keys ajv named; a stand-in can only fail once more.
+  for (let pass = 0; pass < 3 && !validate(copy); pass++) {
+    for (const e of validate.errors ?? []) {
+      if (e.keyword === 'required') {
+        const k = String(e.params.missingProperty);
+        if (!(k in standIn)) return undefined;
+        copy[k] = standIn[k];
+        dropped.add(k);
+        continue;
+      }
+      const k = e.keyword === 'additionalProperties' && e.instancePath === '' ? String(e.params.additionalProperty) : String(pointerPath(e.instancePath)[0] ?? '');
+      if (k === '') return undefined;
+      delete copy[k];
+      dropped.add(k);
+    }
+  }
+  return validate(copy) ? { value: copy as T, dropped } : undefined;
+}
+
 function salvage(raw: unknown): Parts {
   const o = isObject(raw) ? raw : {};
   const targets = isObject(o.targets) ? Object.fromEntries(Object.entries(o.targets).filter(([, t]) => isObject(t))) : {};
-  const checks = Array.isArray(o.checks) ? o.checks.flatMap((c, i): [number, RawCheck][] => (validateCheck(c) ? [[i, c]] : [])) : [];
+  const checks: [number, RawCheck][] = [];
+  const broken = new Map<number, Set<string>>();
+  if (Array.isArray(o.checks)) {
+    o.checks.forEach((c, i) => {
+      const s = salvageObject(c, validateCheck, STAND_IN);
+      if (!s) return;
+      checks.push([i, s.value]);
+      if (s.dropped.size > 0) broken.set(i, s.dropped);
+    });
+  }
   return {
     name: typeof o.checklist === 'string' ? o.checklist : 'invalid',
-    defaults: validateDefaults(o.defaults) ? o.defaults : {},
+    defaults: salvageObject(o.defaults, validateDefaults)?.value ?? {},
     targets: targets as Parts['targets'],
     checks,
+    broken,
   };
 }
 
@@ -250,17 +312,21 @@ function buildChecklist(raw: Parts, r: Reporter, env: NodeJS.ProcessEnv): Checkl
   const monitorWindowMs = durationAt(r, ['defaults', 'monitorWindow'], d.monitorWindow, DEFAULT_MONITOR_WINDOW_MS);
   const targets = raw.targets;
 
+  const broken = (i: number) => raw.broken?.get(i) ?? new Set<string>();
   const ids = new Map<string, number>();
   for (const [i, c] of raw.checks) {
+    if (broken(i).has('id')) continue;
     const first = ids.get(c.id);
-    if (first !== undefined) r.at(['checks', i, 'id'], `duplicate check id "${c.id}" (first defined at checks[${first}])`);
-    else ids.set(c.id, i);
+    if (first !== undefined) {
+      const { line, col } = r.pos(['checks', first, 'id']);
+      r.at(['checks', i, 'id'], `duplicate check id "${c.id}" (first defined at line ${line}, column ${col})`);
+    } else ids.set(c.id, i);
   }
 
   const checks: CheckDef[] = [];
   for (const [i, c] of raw.checks) {
-    const def = buildCheck(c, i, r, env, targets, { defInterval, defTimeout, d }, ids);
-    if (def) checks.push(def);
+    const def = buildCheck(c, i, r, env, targets, { defInterval, defTimeout, d }, ids, broken(i));
+    if (def && !raw.broken?.has(i)) checks.push(def);
   }
   reportCycles(raw.checks, r);
   if (r.diagnostics.length > 0) return undefined;
@@ -277,10 +343,12 @@ function buildCheck(
   targets: Record<string, Record<string, unknown>>,
   defs: { defInterval: number; defTimeout: number; d: NonNullable<RawChecklist['defaults']> },
   ids: Map<string, number>,
+  /** Keys salvage() dropped or stood in for: reported already, so not checked again. */
+  broken: ReadonlySet<string> = new Set(),
 ): CheckDef | undefined {
   const at = (...p: (string | number)[]) => ['checks', i, ...p];
   const kind = getProbeKind(c.probe);
-  if (!kind) {
+  if (!kind && !broken.has('probe')) {
     const known = [...probeKinds.keys()];
     const hint = closest(c.probe, known);
     r.at(at('probe'), `unknown probe kind "${c.probe}"${hint ? ` (did you mean "${hint}"?)` : ''}; known kinds: ${known.join(', ')}`);
@@ -356,7 +424,8 @@ function buildCheck(
     r.at(at('marksDeployment'), `probe ${kind.kind} reports no "version" field, so it cannot mark deployments (the kubernetes rollout measurement does)`);
   }
   const targetMissing = c.target !== undefined && !targets[c.target];
-  if (kind && !targetMissing) {
+  // Params that were dropped (with: not a map) or came from a dropped target would only repeat that error.
+  if (kind && !targetMissing && !broken.has('with') && !broken.has('target')) {
     const validate = paramValidator(kind);
     if (!validate(params)) {
       // Errors in params that hold an unset ${VAR} are expected: the check is unconfigured, not invalid.
