@@ -134,7 +134,7 @@ export function finalStage(text: string): FinalStage {
  * .dockerignore as the builder applies it: patterns in order, the last match wins, `!`
  * re-includes; a pattern matching a directory matches everything below it.
  */
-export function dockerignore(text: string): (path: string) => boolean {
+export function dockerignore(text: string): ((path: string) => boolean) & { prunes(dir: string): boolean } {
   const rules = text
     .split('\n')
     .map((l) => l.trim())
@@ -146,13 +146,31 @@ export function dockerignore(text: string): (path: string) => boolean {
         .split('/')
         .map((seg) => (seg === '**' ? '.*' : seg.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')))
         .join('/');
-      return { negate, re: new RegExp(`^${body}(/.*)?$`) };
+      return { negate, re: new RegExp(`^${body}(/.*)?$`), first: pat.split('/')[0]! };
     });
-  return (path: string) => {
+  const ignored = (path: string) => {
     let excluded = false;
     for (const r of rules) if (r.re.test(path)) excluded = !r.negate;
     return excluded;
   };
+  // An ignored top-level directory no `!` rule can reach into: the builder never sends it.
+  const prunes = (dir: string) => !dir.includes('/') && ignored(dir) && !rules.some((r) => r.negate && (r.first === dir || /[*?[]/.test(r.first)));
+  return Object.assign(ignored, { prunes });
+}
+
+/** The files of the build context: the directory without what .dockerignore leaves out. */
+function contextFiles(root: string, ignored: ReturnType<typeof dockerignore>): string[] {
+  const out: string[] = [];
+  const rec = (rel: string) => {
+    for (const e of readdirSync(join(root, rel), { withFileTypes: true })) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        if (!ignored.prunes(p)) rec(p);
+      } else if (!ignored(p)) out.push(p);
+    }
+  };
+  rec('');
+  return out;
 }
 
 function walk(dir: string, base = dir): string[] {
@@ -212,6 +230,7 @@ export function stageImage(root = process.cwd(), dockerfile = 'Dockerfile'): Sta
   mkdirSync(app, { recursive: true });
   const buildWorkdir = '/app';
   let prodPackages: string[] | undefined;
+  let context: string[] | undefined;
   const files: string[] = [];
   for (const c of fs.copies) {
     for (const src of c.sources) {
@@ -233,7 +252,7 @@ export function stageImage(root = process.cwd(), dockerfile = 'Dockerfile'): Sta
         } else place(abs, target);
       } else {
         const re = new RegExp(`^${src.replace(/\/+$/, '').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
-        const all = walk(root).filter((f) => !f.startsWith('node_modules/') && !f.startsWith('.git') && !ignored(f));
+        const all = (context ??= contextFiles(root, ignored));
         const matched = all.filter((f) => re.test(f) || f.split('/').some((_, i, a) => re.test(a.slice(0, i + 1).join('/'))));
         if (matched.length === 0) throw new Error(`Dockerfile:${c.line}: COPY ${src}: no such file in the build context (after .dockerignore)`);
         const base = src.includes('*') ? '' : src.replace(/\/+$/, '');
