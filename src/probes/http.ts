@@ -1,12 +1,14 @@
 // http: one HTTP(S) request, optionally following redirects; reports status, timing,
 // headers and the (capped) body, parsed as JSON when it parses. An unexpected status fails
 // the check by itself; conditions then refine it (`json.status == "ok"`, `duration_ms < 500ms`).
-// Each run uses its own connection pool, closed at the end: every run measures a fresh
-// connection (DNS, TCP, TLS included) and an aborted run leaves no socket behind.
+// Every run measures a fresh connection (DNS, TCP, TLS included): requests are sent with
+// `reset` (Connection: close), so no socket outlives its run, and an aborted run's socket is
+// destroyed. Each check keeps its undici Client between runs (see clientFor); a run that
+// follows redirects uses an Agent of its own, destroyed at the end.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { Dispatcher } from 'undici';
 import type { Reason } from '../reasons.js';
 import { lazy } from './lazy.js';
@@ -14,6 +16,86 @@ import { defineProbe, ProbeError, type Observation } from './types.js';
 
 const undici = lazy(() => import('undici'));
 
+interface TlsOptions {
+  insecure: boolean;
+  ca: string | undefined;
+  servername: string | undefined;
+  /** Backstop for undici's own timers (the check's signal is the timeout). */
+  backstop: number;
+}
+
+/**
+ * Each check's undici Client for its origin, kept between runs, with the settings it was
+ * built for. Per check, so that discarding one (after a failed or aborted run) never touches
+ * another check's request. Requests go out with `reset` (Connection: close): the Client holds
+ * no connection between runs. A Client is reused rather than an Agent because an Agent
+ * closes its per-origin pool whenever its last connection closes, i.e. after every run, and
+ * a new Agent per run cost more CPU than the request it carried (bench/probe-cpu-http.ts).
+ */
+const clients = new Map<string, { key: string; client: Dispatcher }>();
+
+async function clientFor(checkId: string, origin: string, o: TlsOptions): Promise<Dispatcher> {
+  const key = JSON.stringify([origin, o.insecure, o.ca ?? null, o.servername ?? null, o.backstop]);
+  const cur = clients.get(checkId);
+  if (cur?.key === key) return cur.client;
+  if (cur) discard(checkId);
+  const { Client } = await undici();
+  const client = new Client(origin, { connect: connectOptions(o), headersTimeout: o.backstop, bodyTimeout: o.backstop });
+  clients.set(checkId, { key, client });
+  return client;
+}
+
+function connectOptions(o: TlsOptions) {
+  return { rejectUnauthorized: !o.insecure, ca: o.ca, servername: o.servername, timeout: o.backstop };
+}
+
+/**
+ * Destroys a check's Client: after a failed or aborted request undici may open a spare
+ * connection for it, which must not outlive the run.
+ */
+function discard(checkId: string): void {
+  const d = clients.get(checkId);
+  clients.delete(checkId);
+  void d?.client.destroy().catch(() => {});
+}
+
+/** What a check's params always give: computed once per params object, not per run. */
+interface Prepared {
+  target: URL;
+  /** The URL without credentials, for messages. */
+  shown: string;
+  /** Path and query, as sent. */
+  path: string;
+  /** user-agent, the configured headers (lower-cased) and Basic auth from the URL. */
+  headers: Readonly<Record<string, string>>;
+}
+
+const prepared = new WeakMap<object, Prepared | null>();
+
+function prepare(p: Static<typeof params>): Prepared | undefined {
+  let r = prepared.get(p);
+  if (r === undefined) {
+    r = null;
+    try {
+      const target = joinUrl(p.url, p.path);
+      const headers: Record<string, string> = { 'user-agent': 'readiness-exporter' };
+      for (const [k, v] of Object.entries(p.headers ?? {})) headers[k.toLowerCase()] = v;
+      if (target.username || target.password) {
+        const user = decodeURIComponent(target.username);
+        const pass = decodeURIComponent(target.password);
+        headers.authorization ??= `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+      }
+      r = { target, shown: safeUrl(target), path: `${target.pathname}${target.search}`, headers };
+    } catch {
+      // Not a usable URL: the run says so (validate() already did at load).
+    }
+    prepared.set(p, r);
+  }
+  return r ?? undefined;
+}
+
+/** Whether a body could be JSON at all: parsing every HTML page only to throw was a measurable cost. */
+const JSON_START = /^\s*[[{"\dtfn-]/;
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 const params = Type.Object(
@@ -100,6 +182,17 @@ function classify(err: Error & { code?: string }, errors: typeof import('undici'
   return { reason: 'error', hint: '' };
 }
 
+/** The body, at most `cap` bytes: read whole when its announced length fits, else streamed and cut. */
+async function readBody(res: Dispatcher.ResponseData, cap: number): Promise<{ bytes: Buffer; truncated: boolean }> {
+  const length = Number(res.headers['content-length']);
+  if (Number.isInteger(length) && length <= cap) {
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    if (bytes.length <= cap) return { bytes, truncated: false };
+    return { bytes: bytes.subarray(0, cap), truncated: true };
+  }
+  return readCapped(res.body as AsyncIterable<Buffer>, cap);
+}
+
 /** Reads at most `cap` bytes of the body, then stops the transfer. */
 async function readCapped(body: AsyncIterable<Buffer>, cap: number): Promise<{ bytes: Buffer; truncated: boolean }> {
   const chunks: Buffer[] = [];
@@ -166,21 +259,10 @@ export default defineProbe({
 
   async run(p, ctx): Promise<Observation> {
     const { signal } = ctx;
-    let target: URL;
-    try {
-      target = joinUrl(p.url, p.path);
-    } catch {
-      return { fields: {}, error: { reason: 'error', message: 'url (with path) is not an absolute http:// or https:// URL' } };
-    }
-    const shown = safeUrl(target);
-
-    const headers: Record<string, string> = { 'user-agent': 'readiness-exporter' };
-    for (const [k, v] of Object.entries(p.headers ?? {})) headers[k.toLowerCase()] = v;
-    if (target.username || target.password) {
-      const user = decodeURIComponent(target.username);
-      const pass = decodeURIComponent(target.password);
-      headers.authorization ??= `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
-    }
+    const prepared = prepare(p);
+    if (!prepared) return { fields: {}, error: { reason: 'error', message: 'url (with path) is not an absolute http:// or https:// URL' } };
+    const { target, shown } = prepared;
+    const headers: Record<string, string> = { ...prepared.headers };
     if (p.bearerTokenEnv) {
       const token = ctx.env[p.bearerTokenEnv];
       if (!token) {
@@ -206,23 +288,19 @@ export default defineProbe({
     }
 
     // The signal is the timeout; undici's own timers are only a backstop.
-    const { Agent, errors, interceptors, request } = await undici();
-    const backstop = ctx.timeoutMs * 2;
-    const agent = new Agent({
-      connect: { rejectUnauthorized: !p.insecure, ca, servername: p.servername, timeout: backstop },
-      headersTimeout: backstop,
-      bodyTimeout: backstop,
-    });
-    const dispatcher: Dispatcher = p.followRedirects ? agent.compose(interceptors.redirect({ maxRedirections: p.maxRedirects })) : agent;
-    const requestUrl = new URL(target.href);
-    requestUrl.username = '';
-    requestUrl.password = '';
+    const { Agent, errors, interceptors } = await undici();
+    const tls: TlsOptions = { insecure: p.insecure, ca, servername: p.servername, backstop: ctx.timeoutMs * 2 };
+    // Redirects may lead to other origins: those runs get an Agent of their own, destroyed after.
+    const agent = p.followRedirects ? new Agent({ connect: connectOptions(tls), headersTimeout: tls.backstop, bodyTimeout: tls.backstop }) : undefined;
+    const dispatcher = agent ? agent.compose(interceptors.redirect({ maxRedirections: p.maxRedirects })) : await clientFor(ctx.checkId, target.origin, tls);
 
     const started = performance.now();
     try {
-      const options = { method: p.method, headers, body, signal, dispatcher, servername: p.servername };
-      const res = await request(requestUrl, options);
-      const { bytes, truncated } = await readCapped(res.body as AsyncIterable<Buffer>, p.maxBodyBytes);
+      // reset: Connection: close, so the next run measures a new connection and none is left open.
+      // servername (SNI) is a request option undici reads though its types do not list it.
+      const options = { origin: target.origin, path: prepared.path, method: p.method, headers, body, signal, servername: p.servername, reset: true };
+      const res = await dispatcher.request(options as Dispatcher.RequestOptions);
+      const { bytes, truncated } = await readBody(res, p.maxBodyBytes);
       const durationMs = performance.now() - started;
 
       const history = (res.context as { history?: URL[] } | undefined)?.history ?? [];
@@ -241,7 +319,7 @@ export default defineProbe({
         const values = Array.isArray(v) ? v : [v];
         fields[`header.${name.toLowerCase()}`] = (name.toLowerCase() === 'set-cookie' ? values.map(redactCookie) : values).join(', ');
       }
-      if (!truncated && text.trim() !== '') {
+      if (!truncated && JSON_START.test(text)) {
         try {
           fields.json = JSON.parse(text);
         } catch {
@@ -277,6 +355,7 @@ export default defineProbe({
         failure: { reason, message: `${seen}: expected ${want}, got ${describeStatus(res.statusCode)}${extra}` },
       };
     } catch (err) {
+      if (!agent) discard(ctx.checkId);
       if (signal.aborted) {
         throw new ProbeError('timeout', `${p.method} ${shown}: no complete response before the check timeout (${ctx.timeoutMs} ms)`);
       }
@@ -289,7 +368,13 @@ export default defineProbe({
       const code = e.code && !said.includes(e.code) ? ` (${e.code})` : '';
       return { fields: {}, error: { reason, message: `${p.method} ${shown}: ${said}${code}${hint}` } };
     } finally {
-      await agent.destroy();
+      await agent?.destroy();
     }
+  },
+
+  async close() {
+    const all = [...clients.values()];
+    clients.clear();
+    await Promise.allSettled(all.map((d) => d.client.destroy()));
   },
 });
