@@ -47,6 +47,11 @@ export interface SchedulerStats {
 interface Slot {
   def: CheckDef;
   due: number;
+  /** How late it may start (TIMER_SLACK_MS, at most a tenth of its interval). */
+  slack: number;
+  /** When a skipped slot was last logged, and how many were skipped since. */
+  skipLoggedAt?: number;
+  skippedSinceLog?: number;
   cron?: Cron;
   running?: Promise<CheckStatus>;
   trackedSince: number;
@@ -58,6 +63,18 @@ interface Slot {
 
 /** Change notifications within this window are folded into one run. */
 const NOTIFY_DEBOUNCE_MS = 200;
+
+/**
+ * Timer slack: a slot may start up to this long after it is due (never more than a tenth of
+ * its interval), so slots due close together share one wakeup of the event loop. A wakeup
+ * costs more CPU than the tcp probe it starts: 200 checks @1 s spread by jitter woke the
+ * process 200 times a second; with the slack, at most 50. Slots stay anchored to the
+ * schedule (no drift): only the start moves, never the next due time.
+ */
+export const TIMER_SLACK_MS = 20;
+
+/** A check whose slots keep being skipped is logged once per this long (the counter counts all). */
+const SKIP_LOG_EVERY_MS = 60_000;
 
 /** Deterministic spread in [0, span): the same check gets the same offset on every start. */
 export function jitterFor(id: string, span: number): number {
@@ -91,7 +108,7 @@ export class Scheduler {
     this.#opts = { concurrency: 16, maxJitterMs: 10_000, now: Date.now, env: process.env, ...rest };
     this.stats = stats ?? { skipped: 0, lagSeconds: 0, maxLagSeconds: 0, running: 0, queued: 0, storeErrors: 0 };
     const now = this.#opts.now();
-    for (const def of checklist.checks) this.#slots.set(def.id, { def, due: Infinity, trackedSince: now });
+    for (const def of checklist.checks) this.#slots.set(def.id, { def, due: Infinity, slack: Math.min(TIMER_SLACK_MS, def.intervalMs / 10), trackedSince: now });
   }
 
   /** Starts scheduling. `trackedSince` carries over from a previous scheduler on reload. */
@@ -174,7 +191,7 @@ export class Scheduler {
     if (this.#stopped) return;
     clearTimeout(this.#timer);
     let next = Infinity;
-    for (const s of this.#slots.values()) if (s.due < next) next = s.due;
+    for (const s of this.#slots.values()) if (s.due + s.slack < next) next = s.due + s.slack;
     if (next === Infinity) return;
     // setTimeout caps at ~24.8 days; re-arm in steps for rare cron schedules.
     const delay = Math.min(Math.max(0, next - this.#opts.now()), 2 ** 31 - 1);
@@ -191,12 +208,25 @@ export class Scheduler {
       if (!this.#mine(slot)) continue;
       if (slot.running) {
         this.stats.skipped++;
-        this.#opts.log.warn({ check: slot.def.id }, 'previous run still in progress: slot skipped');
+        this.#logSkip(slot, now);
         continue;
       }
       void this.#enqueue(slot, due);
     }
     this.#arm();
+  }
+
+  /**
+   * At most one warning per check per minute: an overloaded service skips slots every
+   * second, and a log line for each made it slower still. The counter
+   * (readiness_exporter_scheduler_skipped_runs_total) counts every one.
+   */
+  #logSkip(slot: Slot, now: number): void {
+    slot.skippedSinceLog = (slot.skippedSinceLog ?? 0) + 1;
+    if (slot.skipLoggedAt !== undefined && now - slot.skipLoggedAt < SKIP_LOG_EVERY_MS) return;
+    this.#opts.log.warn({ check: slot.def.id, skipped: slot.skippedSinceLog }, 'previous run still in progress: slot skipped');
+    slot.skipLoggedAt = now;
+    slot.skippedSinceLog = 0;
   }
 
   #mine(slot: Slot): boolean {
