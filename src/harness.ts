@@ -46,7 +46,9 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
   const timer = setTimeout(() => ac.abort(new TimeoutError(`timed out after ${def.timeoutMs} ms`)), def.timeoutMs);
   const onParentAbort = () => ac.abort(deps.signal?.reason ?? new Error('shutting down'));
   deps.signal?.addEventListener('abort', onParentAbort, { once: true });
-  const log = deps.log.child({ check: def.id, probe: def.kind });
+  // Built on first use: most runs of most kinds never log.
+  let child: Logger | undefined;
+  const log = () => (child ??= deps.log.child({ check: def.id, probe: def.kind }));
 
   let obs: Observation | undefined;
   let thrown: unknown;
@@ -64,7 +66,9 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
     obs = await Promise.race([
       def.probe.run(def.params as never, {
         signal: ac.signal,
-        log,
+        get log() {
+          return log();
+        },
         checkId: def.id,
         timeoutMs: def.timeoutMs,
         env: deps.env ?? process.env,
@@ -87,7 +91,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
   if (obs === undefined) {
     const reason: Reason = thrown instanceof TimeoutError ? 'timeout' : reasonFromError(thrown);
     const msg = thrown instanceof Error ? thrown.message : String(thrown);
-    if (reason === 'error') log.warn({ err: thrown }, 'probe threw');
+    if (reason === 'error') log().warn({ err: thrown }, 'probe threw');
     result = { ...base, state: 'error', reason, message: msg || reason, conditions: [] };
   } else {
     result = { ...base, ...evaluate(def, obs) };
@@ -99,7 +103,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
   }
   result.message = oneLine(redact(result.message, def.secrets));
   for (const c of result.conditions) c.text = redact(c.text, def.secrets);
-  log.debug({ state: result.state, reason: result.reason, durationMs: Math.round(durationMs) }, 'check ran');
+  if (deps.log.isLevelEnabled('debug')) log().debug({ state: result.state, reason: result.reason, durationMs: Math.round(durationMs) }, 'check ran');
   return result;
 }
 

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Backend, Snapshot } from './cached.js';
-import { pruneEvery, type Attestation, type CheckStatus, type Deployment, type RunResult } from './types.js';
+import { pruneEvery, serialise, type Attestation, type CheckStatus, type Deployment, type RunResult } from './types.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/postgres/', import.meta.url));
 /** Serialises migrations across replicas starting at once (an arbitrary, fixed key). */
@@ -178,6 +178,7 @@ export class PostgresBackend implements Backend {
       if (prune && !due.includes(s.check)) due.push(s.check);
     }
     const latest = [...newest.values()];
+    const json = new Map(batch.map((s) => [s, serialise(s)]));
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -186,12 +187,12 @@ export class PostgresBackend implements Backend {
          SELECT * FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[])
          ON CONFLICT (check_id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at, change_seq = nextval('readiness_change_seq')
          WHERE readiness_check_latest.finished_at <= excluded.finished_at`,
-        [latest.map((s) => s.check), latest.map((s) => JSON.stringify(s)), latest.map((s) => ts(s.last.finishedAt))],
+        [latest.map((s) => s.check), latest.map((s) => json.get(s)![0]), latest.map((s) => ts(s.last.finishedAt))],
       );
       await client.query(
         `INSERT INTO readiness_check_history (check_id, result, finished_at)
          SELECT c, r, f FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[]) WITH ORDINALITY AS b(c, r, f, i) ORDER BY i`,
-        [batch.map((s) => s.check), batch.map((s) => JSON.stringify(s.last)), batch.map((s) => ts(s.last.finishedAt))],
+        [batch.map((s) => s.check), batch.map((s) => json.get(s)![1]), batch.map((s) => ts(s.last.finishedAt))],
       );
       // Per check, by index: a write costs the same whatever the total history.
       for (const check of due) await client.query(PRUNE_SQL, [check, this.historyLimit]);

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Backend, Snapshot } from './cached.js';
-import { pruneEvery, type Attestation, type CheckStatus, type Deployment, type RunResult } from './types.js';
+import { pruneEvery, serialise, type Attestation, type CheckStatus, type Deployment, type RunResult } from './types.js';
 
 /** Each entry is one schema version; user_version records how many have been applied. */
 const MIGRATIONS = [
@@ -103,8 +103,9 @@ export class SqliteBackend implements Backend {
     this.#synchronous('NORMAL');
     this.db.transaction(() => {
       for (const s of batch) {
-        st.latest.run(s.check, JSON.stringify(s), s.last.finishedAt);
-        st.append.run(s.check, JSON.stringify(s.last), s.last.finishedAt);
+        const [status, last] = serialise(s);
+        st.latest.run(s.check, status, s.last.finishedAt);
+        st.append.run(s.check, last, s.last.finishedAt);
         this.#maybePrune(s.check);
       }
     })();

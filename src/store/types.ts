@@ -59,6 +59,14 @@ export function pruneEvery(limit: number): number {
   return Math.max(1, Math.min(50, Math.ceil(limit / 10)));
 }
 
+/** A status and its run as JSON, the run serialised once (it is most of the status). */
+export function serialise(s: CheckStatus): [status: string, last: string] {
+  const last = JSON.stringify(s.last);
+  const { last: _, ...rest } = s;
+  const head = JSON.stringify(rest);
+  return [`${head.slice(0, -1)},"last":${last}}`, last];
+}
+
 export interface StoreHealth {
   ok: boolean;
   message: string;
