@@ -104,7 +104,11 @@ export function pageModel(service: Service, now = Date.now()): PageModel {
   const causes = w.deployment ? service.rollbackCauses(views) : [];
   // One read of the attestations (newest first), grouped by check.
   const byCheck = new Map<string, Attestation[]>();
-  for (const a of service.opts.store.attestations()) byCheck.set(a.check, [...(byCheck.get(a.check) ?? []), a]);
+  for (const a of service.opts.store.attestations()) {
+    const list = byCheck.get(a.check);
+    if (list) list.push(a);
+    else byCheck.set(a.check, [a]);
+  }
   const signoffs = views.filter((v) => isAttestation(v.def)).map((view): SignoffItem => {
     const all = (byCheck.get(view.def.id) ?? []).map((a) => ({ ...a, active: a.revokedAt === undefined && a.expiresAt > now }));
     const active = all.filter((a) => a.active);
