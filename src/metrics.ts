@@ -116,11 +116,12 @@ const CHECK_FAMILIES: (Family & { lines(v: CheckView, check: string): string })[
   },
   {
     name: 'readiness_check_runs_total',
-    help: 'Runs of the check by resulting state.',
+    help: 'Runs of the check made by this process, by resulting state (in HA, sum over the replicas for the total).',
     type: 'counter',
     lines: (v, check) => {
       let out = '';
-      for (const [result, n] of Object.entries(v.status?.runs ?? {})) if (n) out += `\nreadiness_check_runs_total{check="${check}",result="${escapeLabel(result)}"} ${num(n)}`;
+      // This process's runs (CheckView.runs), not the shared total: see docs/metrics.md, "Several replicas".
+      for (const [result, n] of Object.entries(v.runs ?? {})) if (n) out += `\nreadiness_check_runs_total{check="${check}",result="${escapeLabel(result)}"} ${num(n)}`;
       return out;
     },
   },
@@ -267,7 +268,7 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
   });
   new Counter({
     name: 'readiness_exporter_scheduler_skipped_runs_total',
-    help: 'Scheduled runs skipped because the previous run of the same check was still in progress.',
+    help: 'Scheduled runs skipped because the previous run of the same check was still in progress, or started so late that the slot would come within half an interval of it.',
     registers,
     collect() {
       this.reset();
@@ -288,6 +289,18 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
     registers,
     collect() {
       this.set(src.storeHealth().queued ?? 0);
+    },
+  });
+  new Counter({
+    name: 'readiness_exporter_results_discarded_total',
+    help: 'Results not published: fenced (HA: this replica no longer held the check\'s lease) or superseded (a result computed from newer records, or a later run, is stored).',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      const d = src.storeHealth().discarded ?? { fenced: 0, superseded: 0 };
+      this.inc({ reason: 'fenced' }, d.fenced);
+      this.inc({ reason: 'superseded' }, d.superseded);
     },
   });
   new Counter({

@@ -8,10 +8,13 @@ import { setMaxListeners } from 'node:events';
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { CheckDef, Checklist } from './config/types.js';
-import type { Ownership } from './ha.js';
+import type { Acquired, Ownership } from './ha.js';
 import { dependencyResult, nextStatus, runCheck } from './harness.js';
 import { viewCheck, viewValidUntil, type CheckView } from './state.js';
-import { isPassing, type CheckStatus, type Records, type RunResult, type Store } from './store/types.js';
+import { isPassing, type CheckStatus, type Records, type RunResult, type RunState, type Store, type WriteFence } from './store/types.js';
+
+/** Runs this process performed, per check and result: what readiness_check_runs_total counts. */
+export type RunCounts = Map<string, Partial<Record<RunState, number>>>;
 
 export interface SchedulerOptions {
   store: Store;
@@ -24,6 +27,8 @@ export interface SchedulerOptions {
   now?: () => number;
   /** Counters kept across reloads: pass the previous scheduler's. */
   stats?: SchedulerStats;
+  /** Runs performed by this process, kept across reloads like `stats`. */
+  runCounts?: RunCounts;
   /** In HA, which checks this replica runs; the others' results arrive through the store. */
   ownership?: Ownership;
   /** Where attestations and deployments are read (default: the store). */
@@ -53,11 +58,13 @@ interface Slot {
   skipLoggedAt?: number;
   skippedSinceLog?: number;
   cron?: Cron;
-  running?: Promise<CheckStatus>;
+  running?: Promise<CheckStatus | undefined>;
   trackedSince: number;
   unsubscribe?: () => void;
   /** A change notification arrived while a run was in flight: run again after it. */
   rerun?: boolean;
+  /** A run asked to start after the one in flight (its inputs changed meanwhile). */
+  after?: Promise<CheckStatus | undefined>;
   notifyTimer?: NodeJS.Timeout;
 }
 
@@ -84,9 +91,12 @@ export function jitterFor(id: string, span: number): number {
 
 export class Scheduler {
   readonly #slots = new Map<string, Slot>();
-  readonly #queue: { slot: Slot; due: number; resolve: (s: CheckStatus) => void; reject: (e: Error) => void }[] = [];
+  readonly #queue: { slot: Slot; due: number; scheduled: boolean; resolve: (s: CheckStatus | undefined) => void; reject: (e: Error) => void }[] = [];
   readonly #ac = new AbortController();
-  readonly #opts: Required<Omit<SchedulerOptions, 'env' | 'stats' | 'ownership' | 'onStatus' | 'records'>> & {
+  readonly #runs: RunCounts;
+  /** When acquired checks last started, for start() (acquisitions can precede it). */
+  readonly #hints = new Map<string, number>();
+  readonly #opts: Required<Omit<SchedulerOptions, 'env' | 'stats' | 'ownership' | 'onStatus' | 'records' | 'runCounts'>> & {
     records?: Records;
     env: NodeJS.ProcessEnv;
     ownership?: Ownership;
@@ -104,9 +114,10 @@ export class Scheduler {
   ) {
     // Every run in flight listens on the shutdown signal: many at once is expected, not a leak.
     setMaxListeners(0, this.#ac.signal);
-    const { stats, ...rest } = opts;
+    const { stats, runCounts, ...rest } = opts;
     this.#opts = { concurrency: 16, maxJitterMs: 10_000, now: Date.now, env: process.env, ...rest };
     this.stats = stats ?? { skipped: 0, lagSeconds: 0, maxLagSeconds: 0, running: 0, queued: 0, storeErrors: 0 };
+    this.#runs = runCounts ?? new Map();
     const now = this.#opts.now();
     for (const def of checklist.checks) this.#slots.set(def.id, { def, due: Infinity, slack: Math.min(TIMER_SLACK_MS, def.intervalMs / 10), trackedSince: now });
   }
@@ -119,19 +130,68 @@ export class Scheduler {
     for (const slot of this.#slots.values()) {
       slot.trackedSince = trackedSince?.get(slot.def.id) ?? now;
       if (slot.def.unconfigured) continue;
-      if (slot.def.schedule !== undefined) {
-        slot.cron = new Cron(slot.def.schedule, { paused: true, mode: '5-or-6-parts' });
-        slot.due = slot.cron.nextRun()?.getTime() ?? Infinity;
-        // A cron check with no result yet would be pending until its first firing (maybe
-        // hours away): run it once at start-up too, spread like interval checks.
-        const first = now + jitterFor(slot.def.id, Math.min(this.#opts.maxJitterMs, slot.def.intervalMs));
-        if (first < slot.due) slot.due = first;
-      } else {
-        slot.due = now + jitterFor(slot.def.id, Math.min(this.#opts.maxJitterMs, slot.def.intervalMs));
-      }
+      if (slot.def.schedule !== undefined) slot.cron = new Cron(slot.def.schedule, { paused: true, mode: '5-or-6-parts' });
+      slot.due = this.#firstDue(slot, now, this.#lastStart(slot.def.id, this.#hints.get(slot.def.id)));
       this.#subscribe(slot);
     }
+    this.#hints.clear();
     this.#arm();
+  }
+
+  /** When the check's last known run started: the store's, or a newer one read with its lease. */
+  #lastStart(id: string, hint?: number): number | undefined {
+    const stored = this.#opts.store.latest(id)?.last.startedAt;
+    if (stored === undefined) return hint;
+    return hint === undefined ? stored : Math.max(stored, hint);
+  }
+
+  /**
+   * The first slot of a check this scheduler starts running (at start-up, or when HA hands
+   * it over). A run less than an interval old sets the cadence: the next run is one interval
+   * after it, whichever process made it (this one before a restart, another replica before a
+   * takeover), so a check runs once per interval across restarts and handovers. Otherwise it
+   * runs soon, spread by the per-check jitter. A cron check keeps its cron slots, plus one
+   * start-up run when it has no recent result (its next firing may be hours away).
+   */
+  #firstDue(slot: Slot, now: number, lastStartedAt: number | undefined): number {
+    const i = slot.def.intervalMs;
+    const spread = now + jitterFor(slot.def.id, Math.min(this.#opts.maxJitterMs, i));
+    const recent = lastStartedAt !== undefined && lastStartedAt + i > now;
+    if (slot.cron) {
+      const next = slot.cron.nextRun()?.getTime() ?? Infinity;
+      return recent ? next : Math.min(next, spread);
+    }
+    return recent ? lastStartedAt + i : spread;
+  }
+
+  /** HA: this replica took these checks over; continue each one's cadence. */
+  acquired(list: readonly Acquired[]): void {
+    if (!this.#started) {
+      for (const a of list) if (a.lastStartedAt !== undefined) this.#hints.set(a.check, a.lastStartedAt);
+      return;
+    }
+    if (this.#stopped) return;
+    const now = this.#opts.now();
+    for (const a of list) {
+      const slot = this.#slots.get(a.check);
+      if (!slot || slot.def.unconfigured) continue;
+      slot.due = this.#firstDue(slot, now, this.#lastStart(a.check, a.lastStartedAt));
+    }
+    this.#arm();
+  }
+
+  /** Whether a run of the check is in flight or queued. */
+  busy(id: string): boolean {
+    return this.#slots.get(id)?.running !== undefined;
+  }
+
+  /**
+   * Whether this process may run the check: it owns it (or there is no HA), or the check
+   * reads only records, which any replica may evaluate (ordered by records version).
+   */
+  mayRun(id: string): boolean {
+    const slot = this.#slots.get(id);
+    return slot !== undefined && (this.#mine(slot) || slot.def.probe.recordsOnly === true);
   }
 
   /** Watch-backed kinds tell us when to run; the interval stays as the safety net. */
@@ -164,12 +224,12 @@ export class Scheduler {
   }
 
   views(now = this.#opts.now()): CheckView[] {
-    return this.checklist.checks.map((def) => viewCheck(def, this.#opts.store.latest(def.id), now, this.#slots.get(def.id)!.trackedSince));
+    return this.checklist.checks.map((def) => this.#view(this.#slots.get(def.id)!, now));
   }
 
   view(id: string, now = this.#opts.now()): CheckView | undefined {
     const slot = this.#slots.get(id);
-    return slot && viewCheck(slot.def, this.#opts.store.latest(id), now, slot.trackedSince);
+    return slot && this.#view(slot, now);
   }
 
   /** view(id), and until when it holds by time alone (viewValidUntil). */
@@ -177,14 +237,35 @@ export class Scheduler {
     const slot = this.#slots.get(id);
     if (!slot) return undefined;
     const status = this.#opts.store.latest(id);
-    return { view: viewCheck(slot.def, status, now, slot.trackedSince), validUntil: viewValidUntil(slot.def, status, now, slot.trackedSince) };
+    return { view: this.#view(slot, now, status), validUntil: viewValidUntil(slot.def, status, now, slot.trackedSince) };
   }
 
-  /** Runs a check now (POST /checks/:id/run); joins the run in flight if there is one. */
-  runNow(id: string): Promise<CheckStatus> | undefined {
+  #view(slot: Slot, now: number, status = this.#opts.store.latest(slot.def.id)): CheckView {
+    const v = viewCheck(slot.def, status, now, slot.trackedSince);
+    // A copy: a view is frozen with what it shows (the metrics text is built once per view).
+    const runs = this.#runs.get(slot.def.id);
+    if (runs) v.runs = { ...runs };
+    return v;
+  }
+
+  /**
+   * Runs a check now (POST /checks/:id/run); joins the run in flight if there is one. With
+   * `fresh`, the run starts after the one in flight instead (what it reads changed since that
+   * one started: a result computed before an attestation must not answer for it). Undefined
+   * when this process may not run it (see mayRun), or it is unconfigured, or stopping.
+   */
+  runNow(id: string, opts: { fresh?: boolean } = {}): Promise<CheckStatus | undefined> | undefined {
     const slot = this.#slots.get(id);
-    if (!slot || slot.def.unconfigured || this.#stopped) return undefined;
-    return slot.running ?? this.#enqueue(slot, this.#opts.now());
+    if (!slot || slot.def.unconfigured || this.#stopped || !this.mayRun(id)) return undefined;
+    if (!slot.running) return this.#enqueue(slot, this.#opts.now());
+    if (!opts.fresh) return slot.running;
+    slot.after ??= slot.running
+      .catch(() => undefined)
+      .then(() => {
+        slot.after = undefined;
+        return this.#stopped ? undefined : (slot.running ?? this.#enqueue(slot, this.#opts.now()));
+      });
+    return slot.after;
   }
 
   #arm(): void {
@@ -211,7 +292,7 @@ export class Scheduler {
         this.#logSkip(slot, now);
         continue;
       }
-      void this.#enqueue(slot, due);
+      void this.#enqueue(slot, due, true);
     }
     this.#arm();
   }
@@ -240,11 +321,29 @@ export class Scheduler {
     return due + Math.max(1, Math.ceil((now - due + 1) / i)) * i;
   }
 
-  #enqueue(slot: Slot, due: number): Promise<CheckStatus> {
-    const p = new Promise<CheckStatus>((resolve, reject) => this.#queue.push({ slot, due, resolve, reject }));
+  #enqueue(slot: Slot, due: number, scheduled = false): Promise<CheckStatus | undefined> {
+    // The slot is free the moment the run settles, before anyone awaiting it resumes: a
+    // runNow right after must start a new run, not join the finished one.
+    const done = () => {
+      if (slot.running === p) delete slot.running;
+    };
+    const p: Promise<CheckStatus | undefined> = new Promise((resolve, reject) =>
+      this.#queue.push({
+        slot,
+        due,
+        scheduled,
+        resolve: (s) => {
+          done();
+          resolve(s);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      }),
+    );
     slot.running = p;
     p.catch(() => {}).finally(() => {
-      if (slot.running === p) delete slot.running;
       if (slot.rerun && !this.#stopped) {
         slot.rerun = false;
         void this.#enqueue(slot, this.#opts.now()).catch(() => {});
@@ -262,7 +361,10 @@ export class Scheduler {
       this.stats.lagSeconds = lag;
       this.stats.maxLagSeconds = Math.max(this.stats.maxLagSeconds, lag);
       this.#execute(job.slot.def)
-        .then(job.resolve)
+        .then((status) => {
+          if (job.scheduled) this.#noBunching(job.slot, status?.last.startedAt);
+          job.resolve(status);
+        })
         .finally(() => {
           this.#running--;
           this.#drain();
@@ -272,8 +374,46 @@ export class Scheduler {
     this.stats.queued = this.#queue.length;
   }
 
-  async #execute(def: CheckDef): Promise<CheckStatus> {
+  /**
+   * A scheduled run that started late (a busy process, a client library loading on its first
+   * use) takes its slot's place: when the next slot would come less than half an interval
+   * after it, that slot is skipped and counted, so the schedule never probes a check twice
+   * within half an interval.
+   */
+  #noBunching(slot: Slot, startedAt: number | undefined): void {
+    if (slot.cron || startedAt === undefined || this.#stopped) return;
+    const i = slot.def.intervalMs;
+    if (slot.due - startedAt >= i / 2) return;
+    slot.due += Math.ceil((startedAt + i / 2 - slot.due) / i) * i;
+    this.stats.skipped++;
+    this.#opts.log.debug({ check: slot.def.id }, 'run started late: the next slot is skipped');
+    this.#arm();
+  }
+
+  /** The fence a run starting now presents with its result; null: this process may not run it now. */
+  #fenceFor(def: CheckDef): WriteFence | undefined | null {
+    const own = this.#opts.ownership;
+    if (!own) return undefined;
+    if (own.owns(def.id)) {
+      const lease = own.fence(def.id);
+      return lease ? { lease } : undefined;
+    }
+    return def.probe.recordsOnly ? { recordsOnly: true } : null;
+  }
+
+  async #execute(def: CheckDef): Promise<CheckStatus | undefined> {
     const store = this.#opts.store;
+    // Decided when the run starts: ownership may have moved while it waited in the queue.
+    const fence = this.#fenceFor(def);
+    if (fence === null) return store.latest(def.id);
+    // The records version of the first read is the oldest this run saw: its result's version.
+    const source = this.#opts.records ?? store;
+    let recordsVersion: number | undefined;
+    const seen = () => (recordsVersion ??= source.recordsVersion?.() ?? 0);
+    const records: Records = {
+      attestations: (check) => (seen(), source.attestations(check)),
+      deployments: (limit) => (seen(), source.deployments(limit)),
+    };
     let result: RunResult | undefined;
     for (const dep of def.dependsOn) {
       const v = this.view(dep);
@@ -287,17 +427,23 @@ export class Scheduler {
       env: this.#opts.env,
       signal: this.#ac.signal,
       latestValue: (id) => store.latest(id)?.value,
-      records: this.#opts.records ?? store,
+      records,
     }).catch((err: unknown) => {
       // runCheck catches probe errors itself; this is a bug in the harness, kept as data.
       this.#opts.log.error({ err, check: def.id }, 'harness failed');
       const now = Date.now();
       return { check: def.id, state: 'error' as const, reason: 'error' as const, message: String(err), startedAt: now, finishedAt: now, durationMs: 0, conditions: [] };
     });
+    if (recordsVersion !== undefined) result.recordsVersion = recordsVersion;
+    const own = this.#opts.ownership;
+    if (own) result.ranBy = { replica: own.replicaId, ...(fence?.lease && { epoch: fence.lease.epoch }) };
+    const counts = this.#runs.get(def.id) ?? {};
+    counts[result.state] = (counts[result.state] ?? 0) + 1;
+    this.#runs.set(def.id, counts);
     const status = nextStatus(def, store.latest(def.id), result);
     // The store updates its cache at once and writes in the background: a slow or down
     // database never holds up the next run.
-    store.put(status).catch((err: unknown) => {
+    store.put(status, fence).catch((err: unknown) => {
       this.stats.storeErrors++;
       this.#opts.log.error({ err, check: def.id }, 'store write failed');
     });

@@ -8,9 +8,9 @@ import { formatDiagnostic, type CheckDef, type Checklist, type Diagnostic } from
 import type { MetricsSource } from './metrics.js';
 import { closeProbeKinds } from './probes/index.js';
 import type { Ownership } from './ha.js';
-import { Scheduler, type SchedulerStats } from './scheduler.js';
+import { Scheduler, type RunCounts, type SchedulerStats } from './scheduler.js';
 import { rollbackCauses, type CheckView } from './state.js';
-import type { CheckStatus, Deployment, Store, StoreChange, StoreHealth } from './store/types.js';
+import type { CheckStatus, Deployment, RecordsChange, Store, StoreChange, StoreHealth } from './store/types.js';
 import { VERSION } from './version.js';
 import { ViewCache, type ViewsSnapshot } from './views.js';
 
@@ -29,7 +29,7 @@ export interface ServiceOptions {
   concurrency?: number;
   maxJitterMs?: number;
   /** HA: which checks this replica runs (PgLeases); without it, this replica runs them all. */
-  ownership?: Ownership & { readonly replicaId: string; owned(): string[]; start(checks: readonly string[]): Promise<void>; stop(): Promise<void> };
+  ownership?: Ownership;
 }
 
 /** Where the replica is in its life: /readyz answers 200 only while `running`. */
@@ -47,9 +47,18 @@ export class Service implements MetricsSource {
   readonly #listeners = new Set<(c: ServiceChange) => void>();
   readonly #unsubscribe: (() => void) | undefined;
   #recordsVersion = 0;
+  readonly #runCounts: RunCounts = new Map();
 
   constructor(readonly opts: ServiceOptions) {
     this.#scheduler = this.#makeScheduler(opts.checklist);
+    const { ownership, store } = opts;
+    if (ownership) {
+      ownership.onAcquire = (list) => this.#scheduler.acquired(list);
+      // Hand a check over only with nothing in flight and its last result written: the next
+      // owner reads when it last ran from the store and keeps the cadence.
+      ownership.canRelease = (id) => !this.#scheduler.busy(id) && !(store.pendingWrite?.(id) ?? false);
+      ownership.onRunRequest = (id) => void this.#scheduler.runNow(id)?.catch(() => {});
+    }
     this.#views = new ViewCache(
       {
         checks: () => this.checklist().checks,
@@ -67,7 +76,13 @@ export class Service implements MetricsSource {
       },
       !opts.store.onChange,
     );
-    this.#unsubscribe = opts.store.onChange?.((c) => this.#changed(c));
+    this.#unsubscribe = opts.store.onChange?.((c) => {
+      this.#changed(c);
+      // Records another replica wrote: the checks that read them run here if this replica
+      // owns them (a local writer calls recordsChanged itself, and waits for it).
+      if (c.kind === 'attestation' && c.remote) void this.recordsChanged({ attestations: new Set([c.check]), deployment: false }, false);
+      else if (c.kind === 'deployment' && c.remote) void this.recordsChanged({ attestations: new Set(), deployment: true }, false);
+    });
   }
 
   #changed(c: ServiceChange): void {
@@ -116,7 +131,12 @@ export class Service implements MetricsSource {
       store,
       log,
       stats: this.#stats,
-      onStatus: (def, status) => this.#markDeployment(def, status),
+      runCounts: this.#runCounts,
+      onStatus: (def, status) => {
+        // The run counts in the view changed even when the store kept a newer result.
+        this.#views.invalidate(def.id);
+        this.#markDeployment(def, status);
+      },
       ...(ownership && { ownership }),
       ...(env && { env }),
       ...(concurrency !== undefined && { concurrency }),
@@ -222,16 +242,58 @@ export class Service implements MetricsSource {
       .addDeployment(d)
       .then(() => {
         this.opts.log.info({ version: d.version, at: new Date(d.at).toISOString(), check: def.id }, 'deployment detected from a rollout');
-        this.runSoon(this.checklist().checks.filter((c) => c.phase === 'monitor' || c.kind === 'attestation').map((c) => c.id));
+        return this.recordsChanged({ attestations: new Set(), deployment: true }, true);
       })
       .catch((err: unknown) => this.opts.log.warn({ err, version: d.version }, 'could not record the detected deployment; will try again'))
       .finally(() => this.#marking.delete(release.version));
   }
 
-  /** Runs these checks now (after an attestation or a deployment), without waiting for them. */
-  runSoon(ids: Iterable<string>): void {
-    for (const id of ids) void this.#scheduler.runNow(id)?.catch(() => {});
+  /**
+   * Attestations or deployments changed: evaluate the checks that read them (attestation
+   * checks; after a deployment, monitor-phase checks too). A check that reads only records
+   * is evaluated here when this replica made the write (`here`: it answers with the new
+   * state, and its result, computed from the newer records, supersedes the owner's) or owns
+   * it; a check that probes a target only by its owner, never twice. Resolves once the
+   * records-only evaluations are done (target probes are not waited for).
+   */
+  async recordsChanged(change: RecordsChange, here: boolean): Promise<void> {
+    const ownership = this.opts.ownership;
+    const evaluations: Promise<unknown>[] = [];
+    for (const def of this.checklist().checks) {
+      const affected = change.attestations.has(def.id) || (change.deployment && (def.phase === 'monitor' || def.kind === 'attestation'));
+      if (!affected || def.unconfigured) continue;
+      const owns = !ownership || ownership.owns(def.id);
+      if (def.probe.recordsOnly && (here || owns)) evaluations.push(this.#scheduler.runNow(def.id, { fresh: true }) ?? Promise.resolve());
+      else if (!def.probe.recordsOnly && owns) void this.#scheduler.runNow(def.id)?.catch(() => {});
+    }
+    await Promise.allSettled(evaluations);
   }
+
+  /**
+   * Runs a check now for POST /checks/:id/run. In HA a check that probes a target runs on its
+   * owner only: another replica asks the owner (PostgreSQL NOTIFY) and waits until a newer
+   * result arrives in the shared store, or the check's timeout plus 5 s pass.
+   */
+  async runNow(id: string): Promise<'ran' | 'asked-owner' | 'unanswered'> {
+    const local = this.#scheduler.runNow(id);
+    if (local) {
+      await local;
+      return 'ran';
+    }
+    const def = this.checklist().byId.get(id);
+    const ownership = this.opts.ownership;
+    if (!def || def.unconfigured || !ownership?.requestRun || this.#scheduler.mayRun(id)) throw new Error('shutting down');
+    const before = this.opts.store.latest(id)?.last.startedAt ?? -Infinity;
+    await ownership.requestRun(id);
+    const deadline = Date.now() + def.timeoutMs + 5_000;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      await this.opts.store.refresh?.().catch(() => {});
+      if ((this.opts.store.latest(id)?.last.startedAt ?? -Infinity) > before) return 'asked-owner';
+    }
+    return 'unanswered';
+  }
+
 
   reloads() {
     return this.#reloads;
@@ -254,9 +316,10 @@ export class Service implements MetricsSource {
     await old.stop(5_000);
     await closeProbeKinds();
     this.opts.store.retain(new Set(res.checklist.byId.keys()));
+    // Leases taken during start() are handed to the scheduler that will run them.
+    this.#scheduler = next;
     await this.opts.ownership?.start(res.checklist.checks.map((c) => c.id));
     next.start(old.trackedSince());
-    this.#scheduler = next;
     this.#changed({ kind: 'reload' });
     this.#reloads.success++;
     this.#reloads.lastSuccessful = true;

@@ -4,7 +4,7 @@
 import type { CheckDef, Checklist } from './config/types.js';
 import { PHASES, SEVERITIES, type Phase, type Severity } from './config/schema.js';
 import type { Reason } from './reasons.js';
-import { isPassing, STATES, type CheckStatus, type State } from './store/types.js';
+import { isPassing, STATES, type CheckStatus, type RunState, type State } from './store/types.js';
 
 /** A check goes stale when no run has completed for this many intervals. */
 export const STALE_INTERVALS = 3;
@@ -22,6 +22,12 @@ export interface CheckView {
   lastPass?: number;
   durationMs?: number;
   status?: CheckStatus;
+  /**
+   * Runs of the check this process performed since it started, by result: what
+   * readiness_check_runs_total exports. Per process, so the sum over HA replicas counts each
+   * run once (status.runs is the shared total since the store began).
+   */
+  runs?: Partial<Record<RunState, number>>;
 }
 
 /**

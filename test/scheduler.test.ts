@@ -177,3 +177,104 @@ t.test('watch-backed kinds: a change notification runs the check now, debounced'
   await sched.stop(100);
   t.ok(unsubscribed, 'unsubscribed on stop');
 });
+
+t.test('a check with a recent stored run continues its cadence instead of running again at start', async (t) => {
+  const starts: number[] = [];
+  const def = makeDef(
+    () => {
+      starts.push(Date.now());
+      return { fields: {} };
+    },
+    { intervalMs: 1_000, timeoutMs: 500 },
+  );
+  const store = new MemoryStore();
+  const last = Date.now() - 300;
+  await store.put({ check: def.id, state: 'pass', message: 'ok', last: { check: def.id, state: 'pass', message: 'ok', startedAt: last, finishedAt: last + 5, durationMs: 5, conditions: [] }, streak: 1, runs: { pass: 1 } });
+  const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0 });
+  sched.start();
+  await sleep(1_400);
+  await sched.stop(1000);
+  t.ok(starts.length >= 1, 'it ran');
+  t.ok(starts[0]! - last >= 950, `the first run came one interval after the stored one (${starts[0]! - last} ms), not at once`);
+});
+
+t.test('a check handed over (HA) continues the cadence of the run another replica made', async (t) => {
+  const starts: number[] = [];
+  const def = makeDef(
+    () => {
+      starts.push(Date.now());
+      return { fields: {} };
+    },
+    { intervalMs: 1_000, timeoutMs: 500 },
+  );
+  let mine = false;
+  const ownership = { replicaId: 'r-test', owns: () => mine, fence: () => undefined, owned: () => (mine ? [def.id] : []), start: async () => {}, stop: async () => {} };
+  const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0, ownership });
+  sched.start();
+  await sleep(300);
+  t.equal(starts.length, 0, 'not run while another replica owns it');
+  const lastElsewhere = Date.now() - 200;
+  mine = true;
+  sched.acquired([{ check: def.id, lastStartedAt: lastElsewhere }]);
+  await sleep(1_100);
+  await sched.stop(1000);
+  t.ok(starts.length >= 1, 'it ran once taken over');
+  t.ok(starts[0]! - lastElsewhere >= 950, `one interval after the other replica's run (${starts[0]! - lastElsewhere} ms)`);
+  const overdue = makeDef(() => ({ fields: {} }), { id: 'c2', intervalMs: 60_000 });
+  const s2 = new Scheduler(checklistOf(overdue), { store: new MemoryStore(), log, maxJitterMs: 0, ownership: { ...ownership, owns: () => true } });
+  s2.start();
+  s2.acquired([{ check: 'c2', lastStartedAt: Date.now() - 120_000 }]);
+  await sleep(200);
+  await s2.stop(1000);
+  t.equal(overdue.runs(), 1, 'an overdue check taken over runs at once');
+});
+
+t.test('runs are counted per process for readiness_check_runs_total, kept across schedulers', async (t) => {
+  let ok = true;
+  const def = makeDef(() => ({ fields: { ok } }), { expect: ['ok == true'] });
+  const runCounts = new Map();
+  const store = new MemoryStore();
+  const a = new Scheduler(checklistOf(def), { store, log, runCounts });
+  await a.runNow(def.id);
+  ok = false;
+  await a.runNow(def.id);
+  await a.stop(0);
+  const b = new Scheduler(checklistOf(def), { store, log, runCounts });
+  await b.runNow(def.id);
+  t.same(b.view(def.id)?.runs, { pass: 1, fail: 2 }, 'what this process ran, across a reload');
+  await b.stop(0);
+  const fresh = new Scheduler(checklistOf(def), { store, log });
+  t.equal(fresh.view(def.id)?.runs, undefined, 'another process (no runs of its own) exports none, whatever the shared state says');
+  t.same(fresh.view(def.id)?.status?.runs, { pass: 1, fail: 2 }, 'the shared total stays in the status');
+});
+
+t.test('a run that starts late takes its slot: the next is not half an interval behind it', async (t) => {
+  const starts: number[] = [];
+  const def = makeDef(
+    () => {
+      starts.push(Date.now());
+      return { fields: {} };
+    },
+    { intervalMs: 400, timeoutMs: 300 },
+  );
+  // The first run waits for its client library (as a lazily loaded kind does), 300 ms.
+  let loaded = false;
+  def.probe = {
+    ...def.probe,
+    load: async () => {
+      if (!loaded) await sleep(300);
+      loaded = true;
+    },
+  };
+  const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0 });
+  sched.start();
+  await sleep(1_700);
+  await sched.stop(1000);
+  const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
+  t.ok(starts.length >= 3, `ran ${starts.length} times`);
+  t.ok(
+    gaps.every((g) => g >= 200),
+    `no two runs less than half an interval apart: ${gaps.join(', ')} ms`,
+  );
+  t.ok(sched.stats.skipped >= 1, 'the slot the late run took is counted as skipped');
+});

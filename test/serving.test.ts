@@ -177,7 +177,7 @@ t.test('the exposition is promtool-clean with every state, values and escaped la
   t.match(m, 'readiness_check_state{check="no-env",state="unconfigured"} 1');
   t.match(m, 'readiness_check_passing{check="failing",section="data \\"quoted\\" \\\\ back",severity="critical",phase="pre-deploy"} 0');
   t.match(m, 'readiness_check_value{check="failing"} 1.5e-7');
-  t.match(m, /^# HELP readiness_check_runs_total Runs of the check by resulting state\.\n# TYPE readiness_check_runs_total counter\n/m);
+  t.match(m, /^# HELP readiness_check_runs_total Runs of the check made by this process, by resulting state \(in HA, sum over the replicas for the total\)\.\n# TYPE readiness_check_runs_total counter\n/m);
   t.notMatch(m, /^readiness_deployment_timestamp_seconds /m, 'no deployment yet: no sample');
   const lint = spawnSync(PROMTOOL_BIN, ['check', 'metrics'], { input: m, encoding: 'utf8' });
   t.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`);

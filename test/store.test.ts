@@ -120,6 +120,7 @@ t.test('postgres', async (t) => {
     t.same(rows, [
       { version: 1, name: '001_initial' },
       { version: 2, name: '002_replica_backend_pid' },
+      { version: 3, name: '003_ha_leases_records_version' },
     ]);
   });
 
@@ -135,6 +136,70 @@ t.test('postgres', async (t) => {
     while ((!b.latest('shared') || b.attestations('signoff-qa').length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     t.equal(b.latest('shared')?.message, 'run 7');
     t.equal(b.attestations('signoff-qa')[0]?.id, att.id);
+  });
+
+  t.test('a result computed from older records never replaces one from newer records', async (t) => {
+    const url = await fresh();
+    const a = await open(url);
+    const b = await open(url);
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    const withRv = (n: number, rv: number, state: 'pass' | 'fail' = 'pass') => {
+      const s = status('att', n, state);
+      s.last.recordsVersion = rv;
+      return s;
+    };
+    await a.put(withRv(1, 5, 'fail'));
+    await a.flush();
+    // b computed later (n=2) but from records version 4: refused in the database and in b's cache.
+    await b.refresh();
+    await b.put(withRv(2, 4));
+    await b.flush();
+    t.equal(b.latest('att')?.state, 'fail', 'b keeps serving the result from newer records');
+    const row = await pg.query<{ state: string; rv: string }>("SELECT status->>'state' AS state, records_version AS rv FROM readiness_check_latest WHERE check_id = 'att'", [], url.split('/').pop()!.split('?')[0]);
+    t.same(row, [{ state: 'fail', rv: '5' }], 'the database kept the result from records version 5');
+    t.equal(b.health().discarded?.superseded, 1, 'counted as superseded');
+    // A records-only re-evaluation without a lease wins only with strictly newer records.
+    await b.put(withRv(3, 5), { recordsOnly: true });
+    await b.flush();
+    t.equal((await b.history('att', 1))[0]?.message, 'run 1', 'same records, no lease: not published');
+    await b.put(withRv(4, 6), { recordsOnly: true });
+    await b.flush();
+    t.equal((await b.history('att', 1))[0]?.message, 'run 4', 'newer records: published');
+    await a.refresh();
+    t.equal(a.latest('att')?.message, 'run 4', 'and every replica serves it');
+  });
+
+  t.test('a result is published only under the lease it ran with (fencing)', async (t) => {
+    const url = await fresh();
+    const db = url.split('/').pop()!.split('?')[0];
+    const s = await open(url);
+    t.teardown(() => s.close());
+    await pg.query("INSERT INTO readiness_leases (check_id, owner, epoch, expires_at, acquired_at) VALUES ('f', 'replica-a', 1, now() + interval '1 minute', now())", [], db);
+    await s.put(status('f', 1), { lease: { owner: 'replica-a', epoch: 1 } });
+    await s.flush();
+    t.equal((await s.history('f', 5)).length, 1, 'published under the current lease');
+    await pg.query("UPDATE readiness_leases SET owner = 'replica-b', epoch = 2 WHERE check_id = 'f'", [], db);
+    await s.put(status('f', 2, 'fail'), { lease: { owner: 'replica-a', epoch: 1 } });
+    await s.flush();
+    t.same((await s.history('f', 5)).map((r) => r.message), ['run 1'], 'not published once the lease moved on');
+    t.equal(s.latest('f')?.message, 'run 1', 'the cache serves what the database holds again');
+    t.equal(s.health().discarded?.fenced, 1, 'counted as fenced');
+    await s.put(status('f', 3), { lease: { owner: 'replica-b', epoch: 2 } });
+    await s.flush();
+    t.equal((await s.history('f', 1))[0]?.message, 'run 3', 'the new holder publishes');
+  });
+
+  t.test('records versions: a writer reads what others wrote before its own write', async (t) => {
+    const url = await fresh();
+    const a = await open(url, { refreshMs: 60_000 });
+    const b = await open(url, { refreshMs: 60_000 });
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    const v0 = a.recordsVersion();
+    await a.addAttestation(attestation('signoff-a'));
+    t.ok(a.recordsVersion() > v0, `the version grows with a write (${v0} -> ${a.recordsVersion()})`);
+    await b.addDeployment({ id: randomUUID(), version: '1.0', at: Date.now(), createdAt: Date.now(), source: 'api' });
+    t.ok(b.recordsVersion() > a.recordsVersion(), 'the next write gets the next version');
+    t.equal(b.attestations('signoff-a').length, 1, 'b read a\'s attestation (an older version) with its own write');
   });
 
   t.test('PostgreSQL down: results queue in order, durable writes are refused, the queue drains', async (t) => {

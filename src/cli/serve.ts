@@ -1,5 +1,6 @@
 // `readiness serve`: the service. The store, the server and (with PostgreSQL) the HA leases
 // load here, not before: every other command starts without them.
+import { parseDuration } from '../config/duration.js';
 import { buildServer } from '../http/server.js';
 import { Service } from '../service.js';
 import { createStore, storeConfigFromEnv } from '../store/index.js';
@@ -17,6 +18,15 @@ export interface ServeOptions {
   dataDir?: string;
 }
 
+/** READINESS_HA_LEASE_TTL: how long a hung or cut-off replica keeps its checks (default 10s). */
+function leaseTtl(env: NodeJS.ProcessEnv): { ttlMs?: number } {
+  const v = env.READINESS_HA_LEASE_TTL;
+  if (v === undefined || v === '') return {};
+  const ms = parseDuration(v);
+  if (ms === undefined || ms < 1_000) throw new UsageError(`READINESS_HA_LEASE_TTL must be a duration of at least 1s (e.g. 10s), got ${JSON.stringify(v)}`);
+  return { ttlMs: ms };
+}
+
 export async function serve(
   o: ServeOptions,
   io: Io,
@@ -28,6 +38,7 @@ export async function serve(
   const log = makeLogger(o.logLevel ?? io.env.READINESS_LOG_LEVEL ?? 'info', false);
   const checklist = await loadOrReport(file, io);
   if (!checklist) return EXIT.USAGE;
+  const lease = leaseTtl(io.env);
   const storeConfig = storeConfigFromEnv(o.dataDir ? { ...io.env, READINESS_DATA_DIR: o.dataDir } : io.env, log);
   const store = await createStore(storeConfig);
   try {
@@ -39,7 +50,7 @@ export async function serve(
     return EXIT.USAGE;
   }
   log.info({ store: store.kind, ...(store.kind === 'sqlite' && { dataDir: storeConfig.dataDir }) }, 'store opened');
-  const ownership = storeConfig.databaseUrl ? new (await import('../ha.js')).PgLeases(storeConfig.databaseUrl, { log }) : undefined;
+  const ownership = storeConfig.databaseUrl ? new (await import('../ha.js')).PgLeases(storeConfig.databaseUrl, { log, ...lease }) : undefined;
   const service = new Service({ file, checklist, store, log, env: io.env, concurrency: o.concurrency, ...(ownership && { ownership }) });
   const app = await buildServer({ service, log, ...(io.env.READINESS_API_TOKEN && { apiToken: io.env.READINESS_API_TOKEN }) });
   // Signals are handled before the port opens: a SIGTERM that arrives while the service is

@@ -104,7 +104,8 @@ export function recordsPlugin(service: Service, auth: (req: FastifyRequest) => P
         const a = buildAttestation(service.checklist().byId.get(req.body.check), req.body, now);
         await durably(() => store.addAttestation(a));
         req.log.info({ attestation: a.id, check: a.check, by: a.by, role: a.role }, 'attestation recorded');
-        await service.scheduler.runNow(a.check)?.catch(() => {});
+        // Answer with the state computed from records that include this attestation.
+        await service.recordsChanged({ attestations: new Set([a.check]), deployment: false }, true);
         return reply.code(201).send({ attestation: show(a, now), check: { id: a.check, state: service.scheduler.view(a.check)?.state } });
       },
     );
@@ -139,7 +140,7 @@ export function recordsPlugin(service: Service, auth: (req: FastifyRequest) => P
         const a = await durably(() => store.revokeAttestation(req.params.id, req.body.by, Date.now()));
         if (!a) throw new ApiError('RDY_ATTESTATION_NOT_FOUND', JSON.stringify(req.params.id));
         req.log.info({ attestation: a.id, check: a.check, by: req.body.by }, 'attestation revoked');
-        await service.scheduler.runNow(a.check)?.catch(() => {});
+        await service.recordsChanged({ attestations: new Set([a.check]), deployment: false }, true);
         return { attestation: show(a, Date.now()) };
       },
     );
@@ -172,7 +173,7 @@ export function recordsPlugin(service: Service, auth: (req: FastifyRequest) => P
         await durably(() => store.addDeployment(d));
         req.log.info({ deployment: d.id, version: d.version }, 'deployment recorded');
         // Monitor checks and post-deployment duties change meaning now: evaluate them at once.
-        service.runSoon(service.checklist().checks.filter((c) => c.phase === 'monitor' || c.kind === 'attestation').map((c) => c.id));
+        await service.recordsChanged({ attestations: new Set(), deployment: true }, true);
         const w = service.deploymentWindow();
         return reply.code(201).send({ deployment: showDeployment(d), window: { open: w.open, endsAt: w.endsAt && new Date(w.endsAt).toISOString() } });
       },

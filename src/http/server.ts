@@ -56,6 +56,8 @@ function checkDetail(v: CheckView) {
     ...(v.lastPass !== undefined && { lastPass: new Date(v.lastPass).toISOString() }),
     ...(v.durationMs !== undefined && { durationMs: Math.round(v.durationMs * 10) / 10 }),
     ...(v.status && { conditions: v.status.last.conditions }),
+    // HA: which replica ran the latest run (and under which lease epoch).
+    ...(v.status?.last.ranBy && { ranBy: v.status.last.ranBy }),
   };
 }
 
@@ -70,6 +72,7 @@ export async function checkWithHistory(service: Service, id: string, limit: numb
     ...(r.value !== undefined && { value: r.value }),
     startedAt: new Date(r.startedAt).toISOString(),
     durationMs: Math.round(r.durationMs * 10) / 10,
+    ...(r.ranBy && { ranBy: r.ranBy }),
   }));
   return { ...checkDetail(v), history };
 }
@@ -126,7 +129,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         status: 'ok',
         version: VERSION,
         store: service.storeHealth(),
-        ...(ha && { replica: { id: ha.replicaId, runs: ha.owned() } }),
+        ...(ha && { replica: { id: ha.replicaId, runs: ha.owned(), ...ha.describe?.() } }),
       };
     });
   };
@@ -208,9 +211,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         const v = service.scheduler.view(req.params.id);
         if (!v) throw new ApiError('RDY_CHECK_NOT_FOUND', JSON.stringify(req.params.id));
         if (v.def.unconfigured) throw new ApiError('RDY_CHECK_UNCONFIGURED', v.def.id, v.def.unconfigured);
-        const run = service.scheduler.runNow(v.def.id);
-        if (!run) throw new ApiError('RDY_SHUTTING_DOWN');
-        await run.catch(() => {
+        // In HA a check that probes a target runs on its owner: another replica asks it and waits.
+        await service.runNow(v.def.id).catch(() => {
           throw new ApiError('RDY_SHUTTING_DOWN');
         });
         return checkDetail(service.scheduler.view(v.def.id)!);

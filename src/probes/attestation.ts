@@ -45,6 +45,7 @@ export default defineProbe({
   kind: 'attestation',
   description: 'A signed human attestation by an allowed role, valid and unexpired (per release or after a deployment when configured).',
   params,
+  recordsOnly: true,
   fields: {
     attested: { type: 'boolean', description: 'A valid attestation exists.' },
     seconds_left: { type: 'number', unit: 's', description: 'Seconds until the newest valid attestation expires.' },

@@ -119,6 +119,12 @@ export interface ProbeKind<S extends TSchema = TSchema> {
    * (debounced) instead of waiting for its next slot. Returns the unsubscribe function.
    */
   subscribe?(params: Static<S>, notify: () => void, ctx: { log: Logger; env: NodeJS.ProcessEnv; checkId: string }): () => void;
+  /**
+   * The kind reads only attestations and deployments, never a target (the attestation kind).
+   * In HA any replica may evaluate such a check after it wrote a record (so the writer can
+   * answer with the new state); results are ordered by the records version they read.
+   */
+  recordsOnly?: boolean;
   /** Releases pools/agents held for the kind (called on reload and shutdown). */
   close?(): Promise<void>;
 }

@@ -3,12 +3,26 @@
 // written wait in a bounded queue and drain in order when the backend is back; attestations
 // and deployments are acknowledged only once the backend has them (never queued).
 import type { Logger } from 'pino';
-import { StoreUnavailableError, type Attestation, type CheckStatus, type Deployment, type RunResult, type Store, type StoreChange, type StoreHealth } from './types.js';
+import {
+  StoreUnavailableError,
+  supersedes,
+  type Attestation,
+  type CheckStatus,
+  type Deployment,
+  type RunResult,
+  type Store,
+  type StoreChange,
+  type StoreHealth,
+  type WriteFence,
+  type WriteOutcome,
+} from './types.js';
 
 export interface Snapshot {
   statuses: CheckStatus[];
   attestations: Attestation[];
   deployments: Deployment[];
+  /** Shared backends: the snapshot holds every record written at a version <= this. */
+  recordsVersion?: number;
 }
 
 /** Where a store keeps its data. Every method may throw when the database is unreachable. */
@@ -16,19 +30,27 @@ export interface Backend {
   readonly kind: string;
   /** Applies migrations and returns everything to cache. */
   open(): Promise<Snapshot>;
-  /** Upserts the latest status and appends its run to the history (pruned to the limit). */
-  writeStatus(s: CheckStatus): Promise<void>;
+  /**
+   * Upserts the latest status and appends its run to the history (pruned to the limit).
+   * Shared backends check the fence and the order (see WriteFence) in the same transaction
+   * and say when the status was not published (void: written).
+   */
+  writeStatus(s: CheckStatus, fence?: WriteFence): Promise<WriteOutcome | void>;
   /**
    * The same for several statuses, in order, in one transaction (all or nothing): one commit
    * for every result that arrived in one turn of the event loop instead of one each.
+   * `fences[i]` goes with `batch[i]`; the outcomes too (void: all written).
    */
-  writeStatuses?(batch: readonly CheckStatus[]): Promise<void>;
+  writeStatuses?(batch: readonly CheckStatus[], fences?: readonly (WriteFence | undefined)[]): Promise<WriteOutcome[] | void>;
   history(check: string, limit: number): Promise<RunResult[]>;
-  /** Inserts or replaces (revocation rewrites the row). */
-  writeAttestation(a: Attestation): Promise<void>;
-  writeDeployment(d: Deployment): Promise<void>;
-  /** Rows written by other replicas since the previous call (shared backends only). */
-  changes?(): Promise<Snapshot>;
+  /** Inserts or replaces (revocation rewrites the row); shared backends return the records version it got. */
+  writeAttestation(a: Attestation): Promise<number | void>;
+  writeDeployment(d: Deployment): Promise<number | void>;
+  /**
+   * Rows written by other replicas since the previous call, and every record written at a
+   * version above `recordsSince` (shared backends only).
+   */
+  changes?(recordsSince: number): Promise<Snapshot>;
   /** A cheap round trip, to tell that a database which failed is back. */
   ping?(): Promise<void>;
   close(): Promise<void>;
@@ -53,6 +75,11 @@ export class CachedStore implements Store {
   readonly #attestations = new Map<string, Attestation>();
   #deployments: Deployment[] = [];
   readonly #queue: CheckStatus[] = [];
+  /** The fence each queued status is written with (HA). */
+  readonly #fences = new Map<CheckStatus, WriteFence>();
+  readonly #discarded = { fenced: 0, superseded: 0 };
+  /** Every record written at a version <= this is in the cache. */
+  #recordsVersion = 0;
   readonly #waiters = new Map<CheckStatus, () => void>();
   #dropped = 0;
   #errors = 0;
@@ -98,26 +125,32 @@ export class CachedStore implements Store {
     if (this.backend.changes) this.#scheduleRefresh();
   }
 
-  #merge(s: Snapshot): void {
+  /** `remote`: read back from the shared store (written by another replica, or an echo of ours). */
+  #merge(s: Snapshot, remote = false): void {
+    // The shared store applied the same order when it accepted each row, so a row that loses
+    // here is one this replica holds a newer (not yet written) result for.
     for (const st of s.statuses) {
       const cur = this.#latest.get(st.check);
-      if (!cur || cur.last.finishedAt < st.last.finishedAt) {
+      // A refresh reads back recent rows it already has: only a newer result is a change.
+      const same = cur !== undefined && cur.last.finishedAt === st.last.finishedAt && (cur.last.recordsVersion ?? 0) === (st.last.recordsVersion ?? 0);
+      if (!cur || (!same && supersedes(st.last, cur.last))) {
         this.#latest.set(st.check, st);
         this.#emit({ kind: 'status', check: st.check });
       }
     }
+    if (s.recordsVersion !== undefined) this.#recordsVersion = Math.max(this.#recordsVersion, s.recordsVersion);
     for (const a of s.attestations) {
       const cur = this.#attestations.get(a.id);
       this.#attestations.set(a.id, a);
       // A refresh reads back recent rows it already has: only news is a change.
-      if (!cur || cur.revokedAt !== a.revokedAt || cur.expiresAt !== a.expiresAt) this.#emit({ kind: 'attestation', check: a.check });
+      if (!cur || cur.revokedAt !== a.revokedAt || cur.expiresAt !== a.expiresAt) this.#emit({ kind: 'attestation', check: a.check, ...(remote && { remote }) });
     }
     if (s.deployments.length > 0) {
       const byId = new Map(this.#deployments.map((d) => [d.id, d]));
       const news = s.deployments.some((d) => byId.get(d.id)?.at !== d.at);
       for (const d of s.deployments) byId.set(d.id, d);
       this.#deployments = [...byId.values()].sort((a, b) => b.at - a.at || b.createdAt - a.createdAt);
-      if (news) this.#emit({ kind: 'deployment' });
+      if (news) this.#emit({ kind: 'deployment', ...(remote && { remote }) });
     }
   }
 
@@ -137,12 +170,15 @@ export class CachedStore implements Store {
     }
   }
 
+  /** Reads other replicas' writes now (shared backends). */
+  async refresh(): Promise<void> {
+    if (this.backend.changes) this.#merge(await this.backend.changes(this.#recordsVersion), true);
+  }
+
   #scheduleRefresh(): void {
     if (this.#closed) return;
     this.#refreshTimer = setTimeout(() => {
-      this.backend
-        .changes!()
-        .then((s) => this.#merge(s))
+      this.refresh()
         .catch((err: unknown) => this.#opts.log?.debug({ err }, 'store refresh failed'))
         .finally(() => this.#scheduleRefresh());
     }, this.#opts.refreshMs);
@@ -154,11 +190,19 @@ export class CachedStore implements Store {
    * history in order. Resolves when the status is written, or queued because the backend
    * is down: callers (the scheduler) need not wait for the database to go on probing.
    */
-  put(status: CheckStatus): Promise<void> {
+  put(status: CheckStatus, fence?: WriteFence): Promise<void> {
+    const cur = this.#latest.get(status.check);
+    if (cur && !supersedes(status.last, cur.last, fence?.recordsOnly === true && !fence.lease)) {
+      // Computed from older records than the result already here: never served, never written.
+      this.#discarded.superseded++;
+      this.#opts.log?.info({ check: status.check, recordsVersion: status.last.recordsVersion ?? 0, stored: cur.last.recordsVersion ?? 0 }, 'result not published: a result computed from newer records is stored');
+      return Promise.resolve();
+    }
     this.#latest.set(status.check, status);
     this.#emit({ kind: 'status', check: status.check });
     const done = new Promise<void>((resolve) => this.#waiters.set(status, resolve));
     this.#queue.push(status);
+    if (fence) this.#fences.set(status, fence);
     if (this.#queue.length > this.#opts.maxQueue) {
       const lost = this.#queue.shift()!;
       this.#dropped++;
@@ -181,6 +225,19 @@ export class CachedStore implements Store {
   #settle(status: CheckStatus): void {
     this.#waiters.get(status)?.();
     this.#waiters.delete(status);
+  }
+
+  /** The shared store refused a result: count it, and serve what the store holds instead. */
+  #notPublished(status: CheckStatus, out: Extract<WriteOutcome, { written: false }>): void {
+    this.#discarded[out.reason]++;
+    this.#opts.log?.info(
+      { check: status.check, reason: out.reason, ranBy: status.last.ranBy, recordsVersion: status.last.recordsVersion ?? 0 },
+      out.reason === 'fenced' ? "result not published: this replica no longer holds the check's lease" : 'result not published: a newer result is stored',
+    );
+    if (this.#latest.get(status.check) !== status) return;
+    if (out.current) this.#latest.set(status.check, out.current);
+    else this.#latest.delete(status.check);
+    this.#emit({ kind: 'status', check: status.check });
   }
 
   #markDegraded(err: unknown): void {
@@ -212,11 +269,21 @@ export class CachedStore implements Store {
         if (this.#degraded && this.#queue.length === 0) await this.backend.ping?.();
         while (this.#queue.length > 0) {
           const batch = this.#queue.slice(0, this.#opts.maxBatch);
-          if (this.backend.writeStatuses) await this.backend.writeStatuses(batch);
-          else for (const s of batch) await this.backend.writeStatus(s);
+          const fences = batch.map((s) => this.#fences.get(s));
+          let outcomes: (WriteOutcome | void)[] | void;
+          if (this.backend.writeStatuses) outcomes = await this.backend.writeStatuses(batch, fences);
+          else {
+            outcomes = [];
+            for (const [i, s] of batch.entries()) outcomes.push(await this.backend.writeStatus(s, fences[i]));
+          }
           // A status dropped from a full queue meanwhile was settled already; skip what was written.
           this.#queue.splice(0, Math.min(batch.length, this.#queue.indexOf(batch.at(-1)!) + 1));
-          for (const s of batch) this.#settle(s);
+          for (const [i, s] of batch.entries()) {
+            const out = outcomes?.[i];
+            if (out && !out.written) this.#notPublished(s, out);
+            this.#fences.delete(s);
+            this.#settle(s);
+          }
         }
         if (this.#degraded) {
           this.#opts.log?.info({ dropped: this.#dropped }, `${this.kind} store is back: queue drained`);
@@ -262,10 +329,20 @@ export class CachedStore implements Store {
     for (const id of this.#latest.keys()) if (!checks.has(id)) this.#latest.delete(id);
   }
 
+  recordsVersion(): number {
+    return this.#recordsVersion;
+  }
+
+  /** Whether a result of this check is still waiting to be written. */
+  pendingWrite(check: string): boolean {
+    return this.#queue.some((s) => s.check === check);
+  }
+
   async addAttestation(a: Attestation): Promise<void> {
-    await this.#durable(() => this.backend.writeAttestation(a));
+    const v = await this.#durable(() => this.backend.writeAttestation(a));
     this.#attestations.set(a.id, a);
     this.#emit({ kind: 'attestation', check: a.check });
+    await this.#recordsWritten(v);
   }
 
   async revokeAttestation(id: string, by: string, at: number): Promise<Attestation | undefined> {
@@ -273,20 +350,36 @@ export class CachedStore implements Store {
     if (!cur) return undefined;
     if (cur.revokedAt !== undefined) return cur;
     const next = { ...cur, revokedAt: at, revokedBy: by };
-    await this.#durable(() => this.backend.writeAttestation(next));
+    const v = await this.#durable(() => this.backend.writeAttestation(next));
     this.#attestations.set(id, next);
     this.#emit({ kind: 'attestation', check: next.check });
+    await this.#recordsWritten(v);
     return next;
   }
 
   async addDeployment(d: Deployment): Promise<void> {
-    await this.#durable(() => this.backend.writeDeployment(d));
+    const v = await this.#durable(() => this.backend.writeDeployment(d));
     this.#merge({ statuses: [], attestations: [], deployments: [d] });
+    await this.#recordsWritten(v);
   }
 
-  async #durable(write: () => Promise<void>): Promise<void> {
+  /**
+   * Read-your-writes at a version: a shared backend gave the write version `v`; records other
+   * replicas wrote below it may not be here yet, so read them before recordsVersion() may
+   * claim `v`. A local backend has no other writers: the next version is this write's.
+   */
+  async #recordsWritten(v: number | void): Promise<void> {
+    if (typeof v !== 'number') this.#recordsVersion++;
+    else if (this.#recordsVersion < v) {
+      // The write is durable and acknowledged either way; without the read, results computed
+      // now carry the older version and cannot supersede the owner's (they are still right).
+      await this.refresh().catch((err: unknown) => this.#opts.log?.warn({ err }, 'could not read the records after a write'));
+    }
+  }
+
+  async #durable<T>(write: () => Promise<T>): Promise<T> {
     try {
-      await write();
+      return await write();
     } catch (err) {
       this.#markDegraded(err);
       throw new StoreUnavailableError(`the ${this.kind} store is unavailable, nothing was saved: ${err instanceof Error ? err.message : String(err)}`);
@@ -303,12 +396,14 @@ export class CachedStore implements Store {
   }
 
   health(): StoreHealth {
-    if (!this.#degraded) return { ok: true, message: `${this.kind} store`, errors: this.#errors };
+    const discarded = { ...this.#discarded };
+    if (!this.#degraded) return { ok: true, message: `${this.kind} store`, errors: this.#errors, discarded };
     return {
       ok: false,
       message: `${this.kind} store degraded: ${this.#degraded}; ${this.#queue.length} result(s) queued in memory${this.#dropped ? `, ${this.#dropped} dropped` : ''}`,
       queued: this.#queue.length,
       errors: this.#errors,
+      discarded,
     };
   }
 

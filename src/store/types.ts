@@ -32,7 +32,46 @@ export interface RunResult {
   conditions: ConditionOutcome[];
   /** What the check saw deployed (its `version` field), for `marksDeployment` checks. */
   release?: { version: string; at?: number };
+  /**
+   * The version of the records (attestations, deployments) the run read, when it read any:
+   * a result computed from older records never replaces one computed from newer records.
+   */
+  recordsVersion?: number;
+  /** HA: the replica that ran it, and the lease epoch it ran under. */
+  ranBy?: { replica: string; epoch?: number };
 }
+
+/** A result's order: records version first, then the end of the run. */
+export function resultOrder(r: RunResult): [number, number] {
+  return [r.recordsVersion ?? 0, r.finishedAt];
+}
+
+/**
+ * Whether result `a` may replace result `b` as a check's latest. Computed from newer records
+ * wins; from the same records, the later run wins. With `strict` (a records-only
+ * re-evaluation by a replica that does not hold the check's lease), only strictly newer
+ * records win: such a replica adds nothing unless it knows of a newer record.
+ */
+export function supersedes(a: RunResult, b: RunResult, strict = false): boolean {
+  const [av, af] = resultOrder(a);
+  const [bv, bf] = resultOrder(b);
+  if (strict) return av > bv;
+  return av > bv || (av === bv && af >= bf);
+}
+
+/**
+ * What a result write must present. `lease`: the run started under this lease, and the
+ * result is published only while it is still the check's current lease (HA fencing).
+ * `recordsOnly`: a re-evaluation, by a replica that need not own the check, of a check whose
+ * kind reads only records; published only if computed from strictly newer records.
+ */
+export interface WriteFence {
+  lease?: { owner: string; epoch: number };
+  recordsOnly?: boolean;
+}
+
+/** What became of a result handed to the store. */
+export type WriteOutcome = { written: true } | { written: false; reason: 'fenced' | 'superseded'; current?: CheckStatus };
 
 /** The latest known state of a check, after failAfter/passAfter. */
 export interface CheckStatus {
@@ -74,6 +113,8 @@ export interface StoreHealth {
   queued?: number;
   /** Failed backend operations since start. */
   errors?: number;
+  /** Results not published since start: `fenced` (the lease was lost), `superseded` (a newer result is stored). */
+  discarded?: { fenced: number; superseded: number };
 }
 
 /** A signed human statement that a checklist line holds, valid until it expires. */
@@ -110,6 +151,11 @@ export interface Records {
   attestations(check?: string): Attestation[];
   /** Newest first. */
   deployments(limit?: number): Deployment[];
+  /**
+   * The records version these reads reflect: every attestation and deployment written at a
+   * version <= it is included. Grows only. Absent: records that are never written (tools).
+   */
+  recordsVersion?(): number;
 }
 
 /** Thrown when a write that must be durable cannot be made: the caller must not acknowledge it. */
@@ -117,15 +163,24 @@ export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
 }
 
+/** What changed in the records, for the checks that read them. */
+export interface RecordsChange {
+  /** Checks whose attestations were added or revoked. */
+  attestations: Set<string>;
+  /** A deployment was recorded. */
+  deployment: boolean;
+}
+
 /**
  * What changed in a store, for caches derived from it (/metrics text, /readiness answers):
  * a check's latest status (written here or, in HA, by another replica), an attestation made
- * or revoked, a deployment recorded, the store going degraded or coming back.
+ * or revoked, a deployment recorded, the store going degraded or coming back. `remote`: an
+ * attestation or deployment another replica wrote, read back from the shared store.
  */
 export type StoreChange =
   | { kind: 'status'; check: string }
-  | { kind: 'attestation'; check: string }
-  | { kind: 'deployment' }
+  | { kind: 'attestation'; check: string; remote?: boolean }
+  | { kind: 'deployment'; remote?: boolean }
   | { kind: 'health' };
 
 export interface Store extends Records {
@@ -136,13 +191,20 @@ export interface Store extends Records {
   /**
    * Records a check's new status. Durable stores resolve once it is written; when the
    * database is down the status is kept in a bounded queue and written when it returns.
+   * A status that a newer one supersedes, or whose fence no longer holds, is not published.
    */
-  put(status: CheckStatus): Promise<void>;
+  put(status: CheckStatus, fence?: WriteFence): Promise<void>;
   latest(check: string): CheckStatus | undefined;
   /** Newest first, at most `limit`. */
   history(check: string, limit: number): Promise<RunResult[]>;
   /** Drops cached checks that are no longer in the checklist (their rows stay until retention). */
   retain(checks: ReadonlySet<string>): void;
+  /** See Records.recordsVersion. */
+  recordsVersion(): number;
+  /** Whether a result of this check is still waiting to be written. */
+  pendingWrite?(check: string): boolean;
+  /** Reads other replicas' writes now (shared stores). */
+  refresh?(): Promise<void>;
   /** Resolves only once the attestation is durable; throws StoreUnavailableError otherwise. */
   addAttestation(a: Attestation): Promise<void>;
   /** Marks it revoked (durably); undefined when there is no such attestation. */
