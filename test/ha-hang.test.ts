@@ -1,0 +1,119 @@
+// HA with a hung replica: SIGSTOP one of three real replicas for five intervals, then
+// SIGCONT. Its PostgreSQL session stays open (a paused process keeps its sockets), so only the
+// lease expiry can tell it is gone: its checks must be taken over within two intervals, and
+// once it resumes it must not publish the result of the run it had in flight (the fencing
+// epoch changed), nor probe a check it no longer owns.
+import tap from 'tap';
+import { doubleRuns, sleep, startCluster, watchOwnership, type Probe } from './helpers/ha.js';
+
+const INTERVAL_S = 3;
+const TTL_S = 3;
+const HTTP = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
+
+tap.test('a hung replica loses its checks within two intervals and cannot publish when it resumes', async (t) => {
+  const c = await startCluster(t, { http: HTTP, intervalS: INTERVAL_S, leaseTtl: `${TTL_S}s` });
+  const slack = Math.max(10_000, c.startupMs);
+  // The file's own bound (tap's default is 120 s), from the measured start-up.
+  tap.setTimeout(6 * slack + 120_000);
+  const shares = await c.settle(c.replicas, slack * 2);
+  t.same([...shares.values()].map((s) => s.length), [2, 2, 2], 'a fair share each');
+
+  const victim = c.replicas[0]!;
+  const others = c.replicas.slice(1);
+  const held = shares.get(victim.name)!;
+  const slow = held[0]!;
+  const before = new Map((await c.leases()).map((l) => [l.check_id, l]));
+  const watch = watchOwnership(c, t);
+  const from = Date.now();
+
+  // Stop the victim while one of its runs is in flight: the target holds the answer to the
+  // victim's next probe of `slow`, and the test stops the victim when that probe arrives.
+  c.hold(slow, 300);
+  const inflight = await new Promise<Probe>((resolve) => {
+    c.onProbe = (p) => {
+      if (p.check === slow && p.replica === victim.name) {
+        c.onProbe = undefined;
+        victim.child.kill('SIGSTOP');
+        resolve(p);
+      }
+    };
+  });
+  const stoppedAt = Date.now();
+  watch.only(others);
+  t.teardown(() => {
+    if (victim.child.exitCode === null) victim.child.kill('SIGCONT');
+  });
+
+  // Takeover: the others report running every check the victim held (then PostgreSQL shows
+  // each of those leases with another owner and a higher epoch: the victim is fenced).
+  let takeoverMs = -1;
+  while (Date.now() - stoppedAt < 5 * INTERVAL_S * 1000) {
+    const theirs = [...(await c.ownership(others)).values()].flat();
+    if (held.every((id) => theirs.includes(id))) {
+      takeoverMs = Date.now() - stoppedAt;
+      break;
+    }
+    await sleep(100);
+  }
+  t.ok(takeoverMs >= 0, `the hung replica's checks ${held.join(', ')} were taken over`);
+  t.ok(takeoverMs >= 0 && takeoverMs <= 2 * INTERVAL_S * 1000, `within two intervals: ${takeoverMs} ms after SIGSTOP (lease ttl ${TTL_S} s, interval ${INTERVAL_S} s)`);
+  t.comment(`takeover of a hung replica: ${takeoverMs} ms after SIGSTOP`);
+  const taken = new Map((await c.leases()).map((l) => [l.check_id, l]));
+  t.ok(
+    held.every((id) => taken.get(id)?.owner !== victim.id && taken.get(id)!.epoch > before.get(id)!.epoch),
+    'each lease it held has a new owner and a higher epoch',
+  );
+
+  // Five intervals stopped in all; the others keep every check running meanwhile.
+  await sleep(Math.max(0, stoppedAt + 5 * INTERVAL_S * 1000 - Date.now()));
+  const owned = [...(await c.ownership(others)).values()].flat().sort();
+  t.same(owned, [...HTTP].sort(), 'while it is stopped, the others run every check');
+  const resumedAt = Date.now();
+  victim.child.kill('SIGCONT');
+  watch.only(c.replicas);
+  c.hold(slow, 0);
+
+  // After it resumes: wait for it to notice, then a few intervals of normal running.
+  const deadline = Date.now() + slack;
+  let discarded = 0;
+  while (Date.now() < deadline) {
+    const m = await c.metrics(victim);
+    discarded = Number(/readiness_exporter_results_discarded_total\{reason="fenced"\} (\d+)/.exec(m)?.[1] ?? 0);
+    if (discarded > 0) break;
+    await sleep(100);
+  }
+  t.ok(discarded >= 1, `the resumed replica counted its in-flight result as fenced (${discarded})`);
+  await sleep(3 * INTERVAL_S * 1000);
+  await watch.stop();
+  const to = Date.now();
+
+  // No result published by the fenced replica: nothing from its old epochs ended after the takeover.
+  const rows = await c.query<{ check_id: string; started: string; finished: Date; epoch: string | null }>(
+    `SELECT check_id, result->>'startedAt' AS started, finished_at AS finished, result->'ranBy'->>'epoch' AS epoch
+       FROM readiness_check_history WHERE result->'ranBy'->>'replica' = $1`,
+    [victim.id],
+  );
+  const late = rows.filter((r) => held.includes(r.check_id) && Number(r.epoch) === before.get(r.check_id)!.epoch && r.finished.getTime() >= stoppedAt);
+  t.same(late, [], 'no result of the hung replica under its old leases was published after it stopped');
+  t.notOk(
+    rows.some((r) => r.check_id === slow && Math.abs(Number(r.started) - inflight.at) < 1_000),
+    `the run in flight at SIGSTOP (${slow}, started ${new Date(inflight.at).toISOString()}) was not published`,
+  );
+
+  // After resuming, it probes only checks whose lease it (re)acquired before the probe.
+  const leases = await c.leases();
+  const afterResume = c.probes.filter((p) => p.replica === victim.name && p.at > stoppedAt);
+  for (const p of afterResume) {
+    const l = leases.find((x) => x.check_id === p.check)!;
+    t.ok(l.owner === victim.id && l.acquired_at.getTime() <= p.at + 50, `after resuming it probed ${p.check} only under a lease it acquired again`);
+  }
+  t.comment(`the resumed replica probed ${afterResume.length} time(s) after SIGCONT, all under new leases`);
+
+  t.same(watch.twice, [], `0 checks owned by two replicas in any sample (${watch.samples()} samples after resume)`);
+  const doubles = doubleRuns(c.probes, INTERVAL_S * 1000, from);
+  t.same(doubles, [], `0 double runs counted at the targets (${c.probes.filter((p) => p.at >= from && p.at <= to).length} probes)`);
+  t.ok(resumedAt - stoppedAt >= 5 * INTERVAL_S * 1000, 'stopped for five intervals');
+
+  for (const r of c.replicas) r.child.kill('SIGTERM');
+  for (const r of c.replicas) t.equal(await r.exited, 0, `${r.name} stopped cleanly`);
+});
