@@ -32,7 +32,9 @@ export interface CheckView {
 
 /**
  * @param trackedSince when the service began scheduling the check: a check that has never
- * completed a run is `pending` until three intervals have passed, then `stale`.
+ * completed a run is `pending` until three intervals have passed, then `stale`. A check with a
+ * result is `stale` once that result's run ended more than three intervals ago, whenever the
+ * service started.
  */
 export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: number, trackedSince: number): CheckView {
   const gating = def.gate;
@@ -59,7 +61,10 @@ export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: n
   if (status.state === 'error' && status.reason === 'unconfigured') view.state = 'unconfigured';
   if (status.value !== undefined) view.value = status.value;
   if (status.lastPassAt !== undefined) view.lastPass = status.lastPassAt;
-  if (now - Math.max(status.last.finishedAt, trackedSince) > staleAfter) {
+  // Measured from the run itself, never from when this process began tracking the check: a
+  // result restored after a restart (or a long stop) is as old as its run, so a restart can
+  // never turn an old pass into a fresh-looking one.
+  if (now - status.last.finishedAt > staleAfter) {
     view.state = 'stale';
     view.reason = 'stale';
     view.message = `last run ended ${new Date(status.last.finishedAt).toISOString()}, more than ${STALE_INTERVALS} intervals ago (last state ${status.state})`;
@@ -74,7 +79,7 @@ export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: n
  */
 export function viewValidUntil(def: CheckDef, status: CheckStatus | undefined, now: number, trackedSince: number): number {
   if (def.unconfigured) return Infinity;
-  const staleAt = Math.max(status?.last.finishedAt ?? -Infinity, trackedSince) + STALE_INTERVALS * def.intervalMs + 1;
+  const staleAt = (status ? status.last.finishedAt : trackedSince) + STALE_INTERVALS * def.intervalMs + 1;
   return now < staleAt ? staleAt : Infinity;
 }
 
