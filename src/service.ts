@@ -1,7 +1,7 @@
 // The running service: the loaded checklist, its scheduler, the store, reloads and shutdown.
 // The HTTP layer and the metrics read everything through this object.
 import type { Logger } from 'pino';
-import { loadChecklistFile } from './config/load.js';
+import { loadChecklistFile, type LoadResult } from './config/load.js';
 import { describeVariable, missingGroups } from './config/missing.js';
 import { randomUUID } from 'node:crypto';
 import { formatDiagnostic, type CheckDef, type Checklist, type Diagnostic } from './config/types.js';
@@ -304,7 +304,10 @@ export class Service implements MetricsSource {
    * checklist keeps going; a good one replaces it, keeping the state of checks that remain.
    */
   async reload(): Promise<ReloadResult> {
-    const res = await loadChecklistFile(this.opts.file, this.opts.env ?? process.env);
+    // The loader never throws; should it ever, the file is rejected like any bad one.
+    const res = await loadChecklistFile(this.opts.file, this.opts.env ?? process.env).catch(
+      (err: unknown): LoadResult => ({ ok: false, diagnostics: [{ file: this.opts.file, line: 1, col: 1, message: `cannot load the checklist: ${String(err)}` }] }),
+    );
     if (!res.ok) {
       this.#reloads.failure++;
       this.#reloads.lastSuccessful = false;

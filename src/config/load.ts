@@ -1,11 +1,18 @@
 // Loads a checklist file: YAML with source positions, ${ENV} substitution, schema validation,
 // then the checks' own rules (ids, kinds, durations, cron, conditions, params, dependencies).
 // Every problem is collected with file:line:col; nothing starts while any remains.
-import { readFile } from 'node:fs/promises';
+//
+// No input makes the loader throw (start, SIGHUP reload, validate and check all call it):
+// the file is read bounded (MAX_CHECKLIST_BYTES, regular files only, UTF-8 text), YAML
+// aliases are capped (a "billion laughs" document is a diagnostic), and anything unforeseen
+// becomes a diagnostic too. test/faults/loader.test.ts feeds it hostile documents.
+import { constants } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { open } from 'node:fs/promises';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { Cron } from 'croner';
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node as YamlNode } from 'yaml';
 import { ConditionError, lookupField, parseCondition, type Condition } from '../conditions.js';
 import { defaultNotify, notifyProblem } from '../notify.js';
 import { getProbeKind, probeKinds } from '../probes/index.js';
@@ -24,6 +31,17 @@ const DEFAULT_MONITOR_WINDOW_MS = 2 * 3_600_000;
 
 export type LoadResult = { ok: true; checklist: Checklist } | { ok: false; diagnostics: Diagnostic[] };
 
+/**
+ * Largest checklist file read, in bytes (8 MiB: the shipped 131-check checklist is 51 KiB,
+ * 10 000 checks of its kind are about 4 MiB). Larger files are refused before parsing, so a
+ * huge or endless file (a device, a FIFO) cannot exhaust memory. docs/config.md states it.
+ */
+export const MAX_CHECKLIST_BYTES = 8 * 1024 * 1024;
+/** Most checks in one checklist (docs/config.md). */
+export const MAX_CHECKS = 10_000;
+/** YAML alias expansions allowed (yaml's resource-exhaustion guard): a "billion laughs" document stops here. */
+export const MAX_ALIAS_COUNT = 100;
+
 const ajv = addFormats(new Ajv({ allErrors: true, strict: false, verbose: true }));
 const validateChecklist = ajv.compile<RawChecklist>(ChecklistSchema);
 const paramsAjv = addFormats(new Ajv({ allErrors: true, strict: false, verbose: true, coerceTypes: true, useDefaults: true }));
@@ -39,13 +57,98 @@ function paramValidator(kind: ProbeKind): ValidateFunction {
 }
 
 export async function loadChecklistFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
-  let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    const read = await readChecklistText(file);
+    if (typeof read !== 'string') return { ok: false, diagnostics: [read] };
+    return loadChecklist(read, file, env);
   } catch (err) {
-    return { ok: false, diagnostics: [{ file, line: 1, col: 1, message: `cannot read checklist: ${(err as Error).message}` }] };
+    return { ok: false, diagnostics: [unexpected(file, err)] };
   }
-  return loadChecklist(text, file, env);
+}
+
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(n < 1024 * 1024 ? 2 : 1)} MiB`;
+
+/**
+ * Reads the file as UTF-8 text, or says why not: missing, a directory, not a regular file
+ * (opened non-blocking, so a FIFO cannot hang the reload), over the size limit, binary, or
+ * not UTF-8 (with the position of the first bad byte).
+ */
+async function readChecklistText(file: string): Promise<string | Diagnostic> {
+  const at = (message: string, line = 1, col = 1): Diagnostic => ({ file, line, col, message });
+  let fh;
+  try {
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    return at(`cannot read checklist: ${(err as Error).message}`);
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isDirectory()) return at('cannot read checklist: it is a directory, not a file');
+    if (!st.isFile()) return at('cannot read checklist: not a regular file (a device, FIFO or socket)');
+    if (st.size > MAX_CHECKLIST_BYTES) return at(`the checklist is ${mib(st.size)}: larger than the supported ${mib(MAX_CHECKLIST_BYTES)} (docs/config.md)`);
+    // Read at most one byte past the limit: a file growing while it is read is caught too.
+    const buf = Buffer.alloc(Math.min(MAX_CHECKLIST_BYTES, st.size || 65_536) + 1);
+    let chunks: Buffer[] = [];
+    let size = 0;
+    for (;;) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await fh.read(buf, 0, buf.length, null));
+      } catch (err) {
+        return at(`cannot read checklist: ${(err as Error).message}`);
+      }
+      if (bytesRead === 0) break;
+      chunks.push(Buffer.from(buf.subarray(0, bytesRead)));
+      size += bytesRead;
+      if (size > MAX_CHECKLIST_BYTES) return at(`the checklist is larger than the supported ${mib(MAX_CHECKLIST_BYTES)} (docs/config.md)`);
+    }
+    const bytes = Buffer.concat(chunks, size);
+    chunks = [];
+    const nul = bytes.indexOf(0);
+    if (nul >= 0) {
+      const { line, col } = bytePosition(bytes, nul);
+      return at(`not a text file: a NUL byte at line ${line}, column ${col} (a checklist is YAML text)`, line, col);
+    }
+    if (!isUtf8(bytes)) {
+      const bad = firstInvalidUtf8(bytes);
+      const { line, col } = bytePosition(bytes, bad);
+      return at(`not valid UTF-8: byte 0x${bytes[bad]!.toString(16).padStart(2, '0')} at line ${line}, column ${col} (save the checklist as UTF-8)`, line, col);
+    }
+    return bytes.toString('utf8').replace(/^\uFEFF/, '');
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Line and column (1-based, column in bytes) of a byte offset. */
+function bytePosition(bytes: Buffer, offset: number): { line: number; col: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = bytes.indexOf(10); i >= 0 && i < offset; i = bytes.indexOf(10, i + 1)) {
+    line++;
+    lineStart = i + 1;
+  }
+  return { line, col: offset - lineStart + 1 };
+}
+
+/** Offset of the first byte that does not belong to a well-formed UTF-8 sequence. */
+function firstInvalidUtf8(b: Buffer): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    const n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0) return i;
+    if (n > 0 && !isUtf8(b.subarray(i, i + n + 1))) return i;
+    i += n + 1;
+  }
+  return b.length;
+}
+
+/** The last line of defence: an exception anywhere in loading becomes a diagnostic. */
+function unexpected(file: string, err: unknown): Diagnostic {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const why = e instanceof RangeError && /call stack/i.test(e.message) ? 'the document is nested too deeply' : `${e.name}: ${e.message}`;
+  return { file, line: 1, col: 1, message: `cannot load the checklist: ${why.replace(/\s+/g, ' ').slice(0, 300)}` };
 }
 
 /** Collects diagnostics against positions in one parsed document. */
@@ -89,17 +192,58 @@ class Reporter {
 }
 
 export function loadChecklist(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  try {
+    return loadText(text, file, env);
+  } catch (err) {
+    return { ok: false, diagnostics: [unexpected(file, err)] };
+  }
+}
+
+function loadText(text: string, file: string, env: NodeJS.ProcessEnv): LoadResult {
+  if (text.length > MAX_CHECKLIST_BYTES) {
+    return { ok: false, diagnostics: [{ file, line: 1, col: 1, message: `the checklist is larger than the supported ${mib(MAX_CHECKLIST_BYTES)} (docs/config.md)` }] };
+  }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'silent' });
+  const all = Array.isArray(docs) ? docs : [];
+  if (all.length !== 1) {
+    // parseDocument would silently drop everything after a second `---`.
+    const { line, col } = lines.linePos(all[1]?.range[0] ?? 0);
+    const message = all.length === 0 ? 'the file holds no YAML document: expected a checklist (apiVersion: readiness/v1, ...)' : 'a second YAML document starts here: a checklist is one document';
+    return { ok: false, diagnostics: [{ file, line, col, message }] };
+  }
+  const doc = all[0]!;
   const r = new Reporter(file, doc, lines);
-  if (doc.errors.length > 0) {
-    for (const e of doc.errors) {
+  // An unknown tag (!!js/function, !custom) would quietly become a string: refuse it.
+  const problems = [...doc.errors, ...doc.warnings.filter((w) => w.code === 'TAG_RESOLVE_FAILED')];
+  if (problems.length > 0) {
+    for (const e of problems) {
       const { line, col } = lines.linePos(e.pos[0]);
-      r.diagnostics.push({ file, line, col, message: `YAML: ${e.message.split('\n')[0]}` });
+      const msg = /call stack/i.test(e.message) ? 'the document is nested too deeply' : e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      r.diagnostics.push({ file, line, col, message: `YAML: ${msg}` });
     }
+    return { ok: false, diagnostics: sorted(r.diagnostics) };
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    // yaml refuses an alias that expands to too many nodes: point at the first alias.
+    let offset = 0;
+    visit(doc, {
+      Alias(_key, node) {
+        offset = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    const { line, col } = lines.linePos(offset);
+    return { ok: false, diagnostics: [{ file, line, col, message: `YAML aliases expand too much (over ${MAX_ALIAS_COUNT} nodes for one alias): refusing a "billion laughs" document` }] };
+  }
+  if (isObject(raw) && Array.isArray(raw.checks) && raw.checks.length > MAX_CHECKS) {
+    r.at(['checks'], `${raw.checks.length} checks: at most ${MAX_CHECKS} are supported in one checklist (docs/config.md)`, { key: true });
     return { ok: false, diagnostics: r.diagnostics };
   }
-  const raw: unknown = doc.toJS();
   let parts: Parts;
   if (validateChecklist(raw)) {
     parts = { name: raw.checklist, defaults: raw.defaults ?? {}, targets: raw.targets ?? {}, checks: raw.checks.map((c, i) => [i, c]) };
@@ -325,8 +469,13 @@ function buildChecklist(raw: Parts, r: Reporter, env: NodeJS.ProcessEnv): Checkl
 
   const checks: CheckDef[] = [];
   for (const [i, c] of raw.checks) {
-    const def = buildCheck(c, i, r, env, targets, { defInterval, defTimeout, d }, ids, broken(i));
-    if (def && !raw.broken?.has(i)) checks.push(def);
+    try {
+      const def = buildCheck(c, i, r, env, targets, { defInterval, defTimeout, d }, ids, broken(i));
+      if (def && !raw.broken?.has(i)) checks.push(def);
+    } catch (err) {
+      // A kind's own validation (or anything else) failing on odd params is this check's problem.
+      r.at(['checks', i], `cannot check "${c.id}": ${unexpected(r.file, err).message.replace(/^cannot load the checklist: /, '')}`);
+    }
   }
   reportCycles(raw.checks, r);
   if (r.diagnostics.length > 0) return undefined;
