@@ -61,10 +61,19 @@ async function crashAndRestart(t: Test, env: NodeJS.ProcessEnv) {
   t.match(att.attestations, [{ by: 'Grace Hopper', note: 'tabletop exercise', active: true }], 'the acknowledged attestation survived SIGKILL');
   const deps = (await (await fetch(`${second.url}/deployments`)).json()) as { deployments: { version: string }[] };
   t.equal(deps.deployments[0]?.version, '2.0.0', 'so did the deployment');
+  const asked = Date.now();
   const body = (await (await fetch(`${second.url}/readiness?verbose=1`)).json()) as ReadinessBody;
+  const answered = Date.now();
   t.equal(body.summary.pending, 0, 'no check is pending after the restart: last known states are served');
-  t.match(body.checks?.find((c) => c.id === 'closed-port'), { state: 'pass' });
-  t.ok(body.checks?.find((c) => c.id === 'closed-port')?.lastRun, 'with the time of the run they came from');
+  const port = body.checks?.find((c) => c.id === 'closed-port');
+  t.ok(port?.lastRun, 'with the time of the run they came from');
+  // The restored pass is served as it is: passing while its run is within three intervals (1 s
+  // each), stale once older (issue 12: a restart never makes an old pass look fresh). Which one
+  // depends on how long the restart took on this machine.
+  const ran = Date.parse(port?.lastRun ?? '');
+  if (answered - ran < 3000) t.match(port, { state: 'pass' }, 'the stored pass, still within its staleness bound');
+  else if (asked - ran > 3001) t.match(port, { state: 'stale', message: /last state pass/ }, 'the stored pass, older than its staleness bound');
+  else t.match(port, { state: /^(pass|stale)$/ });
   second.child.kill('SIGTERM');
   t.equal(await second.exited, 0);
 }
