@@ -172,7 +172,8 @@ async function reloadFailures(url: string, n: number): Promise<string> {
 suite.fault('SIGHUP over hostile files: rejected, logged, last_reload_successful 0, the old checklist keeps running', 300_000, async (t) => {
   const file = join(dir, 'served.yaml');
   writeFileSync(file, GOOD);
-  const svc = await startServe(t, ['-c', file]);
+  // A data directory of its own: never the working directory's ./data, shared with other runs.
+  const svc = await startServe(t, ['-c', file], { READINESS_DATA_DIR: join(dir, 'sighup-data') });
   t.teardown(() => {
     if (!t.passing()) t.comment(svc.output().slice(-4000));
   });
