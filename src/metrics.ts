@@ -1,12 +1,16 @@
 // The metric families of DESIGN.md and the exporter's own readiness_exporter_* health.
 //
-// The per-check families are rendered from text kept per check view: a view is replaced
-// (ViewCache) only when its check changes, and its lines are built once for that view, so a
-// scrape of 10,000 checks concatenates strings instead of setting 140,000 prom-client
-// series. Every readiness_* family of one scrape comes from one snapshot of the views, taken
-// at once: they describe one instant even though rendering yields to the event loop (so a
-// /readiness request never waits for a scrape). The exporter's own health and the process
-// metrics stay on a prom-client registry (injected, no global state).
+// The per-check families are rendered from bytes kept per block of checks: a view is replaced
+// (ViewCache) only when its check changes, its lines are built once for that view, and each
+// family's lines for a block of BLOCK_CHECKS checks are kept as one Buffer, rebuilt only when
+// a check of the block changed that family's lines. A scrape of 10,000 checks where a few
+// hundred checks ran since the last one rebuilds the blocks of the families a run changes
+// (last run, duration, runs) and concatenates buffers for the rest: it never sets prom-client
+// series, never joins 100,000 strings, and never encodes 10 MB of text. Every readiness_*
+// family of one scrape comes from one snapshot of the views, taken at once: they describe one
+// instant even though rendering yields to the event loop (so a /readiness request never waits
+// for a scrape). The exporter's own health and the process metrics stay on a prom-client
+// registry (injected, no global state).
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { PHASES } from './config/schema.js';
 import type { Checklist } from './config/types.js';
@@ -30,8 +34,10 @@ export interface MetricsSource {
 /** prom-client's nodejs_active_*_total are gauges whose names end in _total: promtool rejects them. */
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
-/** Per-check lines appended between two turns of the event loop while rendering. */
-const LINES_PER_TURN = 2_000;
+/** Checks per cached block of a family's lines. */
+export const BLOCK_CHECKS = 64;
+/** Family blocks rebuilt between two turns of the event loop while rendering. */
+const BLOCKS_PER_TURN = 40;
 
 export interface ExporterMetrics {
   /** The exporter's own health and process metrics (the readiness_* families are rendered as text). */
@@ -39,8 +45,12 @@ export interface ExporterMetrics {
   contentType: string;
   /** One exposition: every readiness_* family from one snapshot of the views. */
   scrape(): Promise<string>;
+  /** The same exposition as bytes, as served (no 10 MB string to encode). */
+  scrapeBuffer(): Promise<Buffer>;
   /** Per-check line sets built so far: a test's proof that a scrape without changes builds none. */
   linesBuilt(): number;
+  /** Family blocks (BLOCK_CHECKS checks' lines of one family) built so far: the same proof for the bytes. */
+  blocksBuilt(): number;
 }
 
 /** Prometheus text format escaping, as prom-client does it. */
@@ -174,33 +184,76 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
     return l;
   };
 
+  /**
+   * Each block of BLOCK_CHECKS consecutive views: the views it was built from and, per family,
+   * their lines as bytes. Replaced (never mutated) when rebuilt, so a scrape that yielded keeps
+   * the block it took; two scrapes of different snapshots each use the blocks of their own.
+   */
+  let cache: { views: readonly CheckView[]; bytes: Buffer[] }[] = [];
+  let blocksBuilt = 0;
+  const headers = CHECK_FAMILIES.map((f) => Buffer.from(header(f)));
+  const SEP = Buffer.from('\n\n');
+
+  /** The block of views [from, to) of `views`, reusing the cached bytes of every family whose lines did not change. */
+  function block(b: number, views: readonly CheckView[], from: number, to: number): { bytes: Buffer[]; rebuilt: number } {
+    const old = cache[b];
+    let same = old !== undefined && old.views.length === to - from;
+    const changed: number[] = [];
+    if (same) {
+      for (let i = from; i < to; i++) if (old!.views[i - from] !== views[i]) changed.push(i - from);
+      if (changed.length === 0) return { bytes: old!.bytes, rebuilt: 0 };
+      // A different check in the slot (a reload) changes every family.
+      same = changed.every((i) => old!.views[i]!.def.id === views[from + i]!.def.id);
+    }
+    const mine = views.slice(from, to);
+    let rebuilt = 0;
+    const bytes = CHECK_FAMILIES.map((_, f) => {
+      if (same && changed.every((i) => linesOf(old!.views[i]!)[f] === linesOf(mine[i]!)[f])) return old!.bytes[f]!;
+      rebuilt++;
+      let text = '';
+      for (const v of mine) text += linesOf(v)[f]!;
+      return Buffer.from(text);
+    });
+    blocksBuilt += rebuilt;
+    const fresh = { views: mine, bytes };
+    cache[b] = fresh;
+    return { bytes, rebuilt };
+  }
+
   /** The readiness_* families of one instant; yields to the event loop between slices. */
-  async function render(): Promise<string> {
+  async function render(): Promise<Buffer[]> {
     const now = Date.now();
     const views = src.views(now);
     const window = src.deploymentWindow(now);
     const rollback = src.rollbackRecommended(views);
     const checklist = src.checklist().name;
-    const blocks: string[] = [];
-    let n = 0;
-    for (let f = 0; f < CHECK_FAMILIES.length; f++) {
-      const parts = [header(CHECK_FAMILIES[f]!)];
-      for (const v of views) {
-        parts.push(linesOf(v)[f]!);
-        if (++n % LINES_PER_TURN === 0) await turn();
+    const blocks = Math.ceil(views.length / BLOCK_CHECKS);
+    if (cache.length > blocks) cache = cache.slice(0, blocks);
+    const perFamily: Buffer[][] = CHECK_FAMILIES.map((_, f) => [headers[f]!]);
+    let work = 0;
+    for (let b = 0; b < blocks; b++) {
+      const { bytes, rebuilt } = block(b, views, b * BLOCK_CHECKS, Math.min(views.length, (b + 1) * BLOCK_CHECKS));
+      for (let f = 0; f < bytes.length; f++) perFamily[f]!.push(bytes[f]!);
+      work += rebuilt;
+      if (work >= BLOCKS_PER_TURN) {
+        work = 0;
+        await turn();
       }
-      blocks.push(parts.join(''));
     }
+    const out: Buffer[] = [];
+    for (const parts of perFamily) out.push(...parts, SEP);
+    const tail: string[] = [];
     const ready = PHASES.map((phase) => `\nreadiness_ready{phase="${phase}"} ${isReady(views.filter((v) => v.def.phase === phase)) ? 1 : 0}`).join('');
-    blocks.push(`${header(READY)}${ready}\nreadiness_ready{phase="all"} ${isReady(views) ? 1 : 0}`);
-    blocks.push(`${header(ROLLBACK)}\nreadiness_rollback_recommended ${rollback ? 1 : 0}`);
+    tail.push(`${header(READY)}${ready}\nreadiness_ready{phase="all"} ${isReady(views) ? 1 : 0}`);
+    tail.push(`${header(ROLLBACK)}\nreadiness_rollback_recommended ${rollback ? 1 : 0}`);
     // Absent before the first deployment: a 0 would read as a deployment at the epoch.
-    blocks.push(`${header(DEPLOYMENT_TS)}${window.deployment ? `\nreadiness_deployment_timestamp_seconds ${num(window.deployment.at / 1000)}` : ''}`);
-    blocks.push(`${header(WINDOW_OPEN)}\nreadiness_deployment_window_open ${window.open ? 1 : 0}`);
+    tail.push(`${header(DEPLOYMENT_TS)}${window.deployment ? `\nreadiness_deployment_timestamp_seconds ${num(window.deployment.at / 1000)}` : ''}`);
+    tail.push(`${header(WINDOW_OPEN)}\nreadiness_deployment_window_open ${window.open ? 1 : 0}`);
     // The version the rollback page names (issue 13); absent before the first deployment.
-    blocks.push(`${header(DEPLOYMENT_INFO)}${window.deployment ? `\nreadiness_deployment_info{version="${escapeLabel(versionLabel(window.deployment.version))}"} 1` : ''}`);
-    blocks.push(`${header(BUILD_INFO)}\nreadiness_build_info{version="${escapeLabel(src.version)}",checklist="${escapeLabel(checklist)}"} 1`);
-    return blocks.join('\n\n');
+    tail.push(`${header(DEPLOYMENT_INFO)}${window.deployment ? `\nreadiness_deployment_info{version="${escapeLabel(versionLabel(window.deployment.version))}"} 1` : ''}`);
+    tail.push(`${header(BUILD_INFO)}\nreadiness_build_info{version="${escapeLabel(src.version)}",checklist="${escapeLabel(checklist)}"} 1`);
+    out.push(Buffer.from(tail.join('\n\n')));
+    return out;
   }
 
   // The exporter's own health.
@@ -319,9 +372,16 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
     registry: reg,
     contentType: reg.contentType,
     async scrape() {
-      const text = await render();
-      return `${text}\n\n${await reg.metrics()}`;
+      return (await this.scrapeBuffer()).toString();
+    },
+    async scrapeBuffer() {
+      const parts = await render();
+      const own = await reg.metrics();
+      // Assembled in a later turn than the last block: a request that came in meanwhile goes first.
+      await turn();
+      return Buffer.concat([...parts, SEP, Buffer.from(own)]);
     },
     linesBuilt: () => built,
+    blocksBuilt: () => blocksBuilt,
   };
 }

@@ -137,7 +137,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const metrics: FastifyPluginAsync = async (f) => {
     const metrics = createMetrics(service);
     f.get('/metrics', { schema: { description: 'Prometheus text exposition of every check.' } }, async (_req, reply) => {
-      const body = await metrics.scrape();
+      const body = await metrics.scrapeBuffer();
       return reply.type(metrics.contentType).send(body);
     });
   };
