@@ -139,6 +139,10 @@ export class CachedStore implements Store {
       }
     }
     if (s.recordsVersion !== undefined) this.#recordsVersion = Math.max(this.#recordsVersion, s.recordsVersion);
+    // A local backend keeps no version of its own: it resumes from the highest one a stored
+    // result claims, or every result computed after a restart would be older than the stored
+    // one (counted from 0 again) and never replace it.
+    else for (const st of s.statuses) this.#recordsVersion = Math.max(this.#recordsVersion, st.last.recordsVersion ?? 0);
     for (const a of s.attestations) {
       const cur = this.#attestations.get(a.id);
       this.#attestations.set(a.id, a);
@@ -192,7 +196,11 @@ export class CachedStore implements Store {
    */
   put(status: CheckStatus, fence?: WriteFence): Promise<void> {
     const cur = this.#latest.get(status.check);
-    if (cur && !supersedes(status.last, cur.last, fence?.recordsOnly === true && !fence.lease)) {
+    // A local backend has one writer, this process, which puts results in the order their runs
+    // ran: only the records version orders them, not the wall clock (a clock stepped back must
+    // not make every new run "older" than the stored one). Shared backends order by both.
+    const newer = !cur || (this.backend.changes ? supersedes(status.last, cur.last, fence?.recordsOnly === true && !fence.lease) : (status.last.recordsVersion ?? 0) >= (cur.last.recordsVersion ?? 0));
+    if (!newer) {
       // Computed from older records than the result already here: never served, never written.
       this.#discarded.superseded++;
       this.#opts.log?.info({ check: status.check, recordsVersion: status.last.recordsVersion ?? 0, stored: cur.last.recordsVersion ?? 0 }, 'result not published: a result computed from newer records is stored');
