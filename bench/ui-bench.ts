@@ -9,8 +9,13 @@
 //    10 open pages polling /ui/state every 2 s (the page's own rate, 5 requests/s) and one
 //    full page load every 2 s. Medians, p99 and the ratio.
 // 3. The server's side alone: rendering `/` and answering /ui/state (no compression).
+//
+// Wall times depend on what else runs on the machine (here: other test suites on 2 cores), so
+// part 1 also reports the CPU time each load costs, which does not: every Chromium process's
+// (from /proc) plus this process's (the server), from navigation start to usable. On an idle
+// machine a load takes about that long, less where Chromium's processes overlap.
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -58,22 +63,58 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 
 // ---- 1. the page in Chromium
+const TICK_MS = 1000 / 100; // USER_HZ: /proc times are in 1/100 s on Linux
+/** CPU time (ms) of every process descending from this one: the browser and its helpers. */
+function childrenCpuMs(): number {
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+      parent.set(Number(d), Number(f[1]));
+      ticks.set(Number(d), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])); // utime stime cutime cstime
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const mine = (pid: number): boolean => {
+    for (let p = parent.get(pid), hops = 0; p !== undefined && hops < 20; p = parent.get(p), hops++) if (p === process.pid) return true;
+    return false;
+  };
+  let sum = 0;
+  for (const [pid, n] of ticks) if (mine(pid)) sum += n;
+  return sum * TICK_MS;
+}
+const ownCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 const profile = mkdtempSync(join(tmpdir(), 'ui-bench-'));
 const ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1440, height: 900 } });
 const page = await ctx.newPage();
 const usable: number[] = [];
 const bareLoaded: number[] = [];
+const usableCpu: number[] = [];
+const bareCpu: number[] = [];
 let transfer = 0;
 for (let r = 0; r < ROUNDS; r++) {
+  await page.goto('about:blank');
+  let c0 = childrenCpuMs() + ownCpuMs();
   await page.goto(url);
   await page.waitForFunction(() => document.documentElement.dataset.ready === '1');
+  usableCpu.push(childrenCpuMs() + ownCpuMs() - c0);
   const m = await page.evaluate(() => ({
     ready: performance.getEntriesByName('readiness-ui-ready')[0]!.startTime,
     transfer: (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).transferSize,
   }));
   usable.push(m.ready);
   transfer = m.transfer;
+  await page.goto('about:blank');
+  c0 = childrenCpuMs() + ownCpuMs();
   await page.goto(anchorUrl, { waitUntil: 'domcontentloaded' });
+  bareCpu.push(childrenCpuMs() + ownCpuMs() - c0);
   bareLoaded.push(await page.evaluate(() => (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).domContentLoadedEventEnd));
 }
 await ctx.close();
@@ -82,6 +123,7 @@ console.log(`${N} checks, ${ROUNDS} alternated rounds`);
 console.log(`page usable (app.js ran)     median ${median(usable).toFixed(0)} ms  (max ${Math.max(...usable).toFixed(0)}), ${(transfer / 1024).toFixed(0)} KiB transferred`);
 console.log(`anchor: bare table loaded    median ${median(bareLoaded).toFixed(0)} ms  (max ${Math.max(...bareLoaded).toFixed(0)}), ${(bare.length / 1024).toFixed(0)} KiB uncompressed`);
 console.log(`ratio page/anchor            ${(median(usable) / median(bareLoaded)).toFixed(2)}`);
+console.log(`CPU to usable (all processes) median ${median(usableCpu).toFixed(0)} ms  (max ${Math.max(...usableCpu).toFixed(0)}); anchor median ${median(bareCpu).toFixed(0)} ms; ratio ${(median(usableCpu) / median(bareCpu)).toFixed(2)}`);
 
 // ---- 2. /readiness with and without pages polling
 async function readinessLatencies(ms: number): Promise<number[]> {
