@@ -4,7 +4,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**', 'scratch/**', 'data/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**', 'scratch/**', 'data/**', 'reports/**', '.stryker-tmp/**', '.stryker-build/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -18,6 +18,11 @@ export default tseslint.config(
     // The status page's browser script (served as is from /ui/assets/).
     files: ['ui/**/*.js'],
     languageOptions: { sourceType: 'script', globals: globals.browser },
+  },
+  {
+    // Stryker's config and plugins (mutation testing): Node modules.
+    files: ['stryker.config.mjs', 'scripts/**/*.mjs'],
+    languageOptions: { globals: globals.node },
   },
   {
     files: ['bin/**/*.js', 'scripts/**/*.js'],
