@@ -155,11 +155,11 @@ t.test('env in conditions; a missing one makes the check unconfigured', async (t
     expect: ['result == "\${WANT}"']
 `;
   const ok = loadChecklist(base(check), 'c.yaml', { WANT: 'open' });
-  t.ok(ok.ok);
-  if (ok.ok) t.equal(ok.checklist.checks[0]!.expect[0]!.literal, 'open');
+  if (!ok.ok) return t.fail(ok.diagnostics.map(formatDiagnostic).join('\n'));
+  t.equal(ok.checklist.checks[0]!.expect[0]!.literal, 'open');
   const missing = loadChecklist(base(check), 'c.yaml', {});
-  t.ok(missing.ok);
-  if (missing.ok) t.match(missing.checklist.checks[0]!.unconfigured, /WANT/);
+  if (!missing.ok) return t.fail(missing.diagnostics.map(formatDiagnostic).join('\n'));
+  t.match(missing.checklist.checks[0]!.unconfigured, /WANT/);
 });
 
 t.test('cron schedules give the interval between firings', async (t) => {
@@ -259,11 +259,13 @@ t.test('a variable named by a param (bearerTokenEnv) is required like a ${VAR}',
     probe: http
     with: { url: "https://api.example.com", bearerTokenEnv: API_TOKEN }
 `);
+  // Both loads must succeed: an assertion guarded by `if (x.ok)` alone passes when the load fails.
   const unset = loadChecklist(text, 'c.yaml', {});
-  t.ok(unset.ok);
-  if (unset.ok) t.equal(unset.checklist.checks[0]!.unconfigured, 'environment variable API_TOKEN is not set');
+  if (!unset.ok) return t.fail(unset.diagnostics.map(formatDiagnostic).join('\n'));
+  t.equal(unset.checklist.checks[0]!.unconfigured, 'environment variable API_TOKEN is not set');
   const set = loadChecklist(text, 'c.yaml', { API_TOKEN: 'x' });
-  if (set.ok) t.equal(set.checklist.checks[0]!.unconfigured, undefined);
+  if (!set.ok) return t.fail(set.diagnostics.map(formatDiagnostic).join('\n'));
+  t.equal(set.checklist.checks[0]!.unconfigured, undefined);
 });
 
 t.test('notify: defaults by phase, severity and kind; an explicit value wins', async (t) => {
