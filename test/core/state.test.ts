@@ -55,9 +55,9 @@ t.test('viewCheck: each derived state from its cause, with the boundary of stale
   t.match(old, { state: 'stale', reason: 'stale' });
   t.equal(old.message, `last run ended ${new Date(T0).toISOString()}, more than 3 intervals ago (last state fail)`);
 
-  // A check tracked after its last result (a reload) ages from when tracking began.
-  t.equal(viewCheck(d, status('pass'), T0 + 10 * INTERVAL, T0 + 8 * INTERVAL).state, 'pass');
-  t.equal(viewCheck(d, status('pass'), T0 + 10 * INTERVAL, T0 - 8 * INTERVAL).state, 'stale');
+  // A result restored after a restart ages from its run, not from when tracking began.
+  t.equal(viewCheck(d, status('pass'), T0 + 10 * INTERVAL, T0 + 9 * INTERVAL).state, 'stale');
+  t.equal(viewCheck(d, status('pass'), T0 + staleAfter, T0 + 9 * INTERVAL).state, 'pass');
 
   // No value, reason or last pass: none is made up.
   const bare = viewCheck(d, status('fail'), T0, T0);
@@ -81,8 +81,9 @@ t.test('viewValidUntil: the first instant the view changes by time alone', async
   const d = def();
   const staleAt = T0 + STALE_INTERVALS * INTERVAL + 1;
   t.equal(viewValidUntil(d, undefined, T0, T0), staleAt);
-  t.equal(viewValidUntil(d, status('pass'), T0, T0 - INTERVAL), staleAt, 'from the later of the result and tracking');
-  t.equal(viewValidUntil(d, status('pass'), T0, T0 + INTERVAL), staleAt + INTERVAL);
+  t.equal(viewValidUntil(d, status('pass'), T0, T0 - INTERVAL), staleAt, 'from the end of the last run');
+  t.equal(viewValidUntil(d, status('pass'), T0, T0 + INTERVAL), staleAt, 'whenever tracking began');
+  t.equal(viewValidUntil(d, undefined, T0 + INTERVAL, T0 + INTERVAL), staleAt + INTERVAL, 'never run: from tracking');
   t.equal(viewValidUntil(d, status('pass'), staleAt - 1, T0), staleAt, 'still valid one ms before');
   t.equal(viewValidUntil(d, status('pass'), staleAt, T0), Infinity, 'once stale, nothing changes by time');
   t.equal(viewValidUntil({ ...d, unconfigured: 'x' }, undefined, T0, T0), Infinity);
