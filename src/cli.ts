@@ -14,6 +14,16 @@ import { VERSION } from './version.js';
 
 export { DEFAULT_CONFIG, durationOpt, EXIT, UsageError, type Io } from './cli/common.js';
 
+/** --allow-intrusive: the operator's opt-in for intrusive checks, as READINESS_ALLOW_INTRUSIVE=true says it. */
+function addIntrusiveOption(cmd: Command): Command {
+  return cmd.option('--allow-intrusive', 'run intrusive checks too (attack payloads, request bursts; env READINESS_ALLOW_INTRUSIVE=true or a list of check ids)');
+}
+
+/** The environment a command loads the checklist with: --allow-intrusive opts in to every intrusive check. */
+function withOptIn(io: Io, o: { allowIntrusive?: boolean }): Io {
+  return o.allowIntrusive ? { ...io, env: { ...io.env, READINESS_ALLOW_INTRUSIVE: 'true' } } : io;
+}
+
 function addFilterOptions(cmd: Command): Command {
   return cmd
     .option('--severity <list>', `only checks of these severities (${SEVERITIES.join(',')})`, csv('severity', SEVERITIES))
@@ -38,11 +48,13 @@ Environment:
   READINESS_HOST       address for serve (default 0.0.0.0)
   READINESS_API_TOKEN  bearer token for POST routes; unset: writes are refused
   READINESS_LOG_LEVEL  trace|debug|info|warn|error (default info)
+  READINESS_ALLOW_INTRUSIVE  true, or a comma-separated list of check ids: the intrusive checks
+                       that may run (attack payloads, request bursts); unset: none (--allow-intrusive: all)
 
 Exit codes: 0 ok/ready, 1 not ready, 2 config or usage error, 3 unreachable (gate).`,
     );
 
-  program
+  addIntrusiveOption(program
     .command('serve')
     .description('Run the service: schedule every check, serve /metrics, /readiness, /checks. SIGHUP reloads the checklist; SIGTERM drains and exits.')
     .option('-c, --config <file>', 'checklist file (env READINESS_CONFIG)')
@@ -51,21 +63,21 @@ Exit codes: 0 ok/ready, 1 not ready, 2 config or usage error, 3 unreachable (gat
     .option('--concurrency <n>', 'most checks running at once', (v) => positiveInt('concurrency', v), 16)
     .option('--shutdown-timeout <duration>', 'how long SIGTERM waits for runs in flight', durationOpt('shutdown-timeout'), 10_000)
     .option('--log-level <level>', 'log level (env READINESS_LOG_LEVEL)')
-    .option('--data-dir <dir>', 'embedded store directory (env READINESS_DATA_DIR, default ./data); READINESS_DATABASE_URL selects PostgreSQL instead')
-    .action(async (o: ServeOptions) => {
-      result.code = await (await import('./cli/serve.js')).serve(o, io);
+    .option('--data-dir <dir>', 'embedded store directory (env READINESS_DATA_DIR, default ./data); READINESS_DATABASE_URL selects PostgreSQL instead'))
+    .action(async (o: ServeOptions & { allowIntrusive?: boolean }) => {
+      result.code = await (await import('./cli/serve.js')).serve(o, withOptIn(io, o));
     });
 
   addFilterOptions(
-    program
-      .command('check')
+    addIntrusiveOption(program
+      .command('check'))
       .description('Run every check once, print the results, and exit 0 when ready, 1 when not (2 on config errors). No server.')
       .option('-c, --config <file>', 'checklist file (env READINESS_CONFIG)')
       .option('--only <id>', 'run only this check and what it depends on (repeatable, comma-separated)', csv('check'))
       .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
       .option('--concurrency <n>', 'most checks running at once', (v) => positiveInt('concurrency', v), 16),
-  ).action(async (o: { config?: string; format: 'table' | 'json'; concurrency: number } & FilterOptions) => {
-    result.code = await (await import('./cli/check.js')).check(o, io);
+  ).action(async (o: { config?: string; format: 'table' | 'json'; concurrency: number; allowIntrusive?: boolean } & FilterOptions) => {
+    result.code = await (await import('./cli/check.js')).check(o, withOptIn(io, o));
   });
 
   addFilterOptions(
@@ -125,12 +137,12 @@ Exit codes: 0 ok/ready, 1 not ready, 2 config or usage error, 3 unreachable (gat
       result.code = await (await import('./cli/records.js')).migrateCommand(io);
     });
 
-  program
+  addIntrusiveOption(program
     .command('validate')
-    .description('Load and validate the checklist only: every problem is listed as file:line:col. Exit 0 ok, 2 errors.')
-    .option('-c, --config <file>', 'checklist file (env READINESS_CONFIG)')
-    .action(async (o: { config?: string }) => {
-      result.code = await (await import('./cli/validate.js')).validate(o, io);
+    .description('Load and validate the checklist only: every problem is listed as file:line:col, then each missing variable with the checks it would configure, and the intrusive checks. Exit 0 ok, 2 errors.')
+    .option('-c, --config <file>', 'checklist file (env READINESS_CONFIG)'))
+    .action(async (o: { config?: string; allowIntrusive?: boolean }) => {
+      result.code = await (await import('./cli/validate.js')).validate(o, withOptIn(io, o));
     });
 
   return program;

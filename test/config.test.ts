@@ -65,7 +65,7 @@ const expected: Record<string, string[]> = {
   'invalid-target.yaml': [`${F}/invalid-target.yaml:12:13: unknown target "database"; defined targets: db`],
   'invalid-timeout.yaml': [`${F}/invalid-timeout.yaml:12:14: timeout 1m (60000 ms) is longer than the interval (30000 ms): runs would pile up`],
   'invalid-unknown-key.yaml': [
-    `${F}/invalid-unknown-key.yaml:10:5: unknown key "intervl" (did you mean "interval"?); allowed: id, title, description, section, severity, phase, probe, target, with, expect, warn, interval, schedule, timeout, runbook, failAfter, passAfter, onNoData, dependsOn, gate, notify, value, marksDeployment`,
+    `${F}/invalid-unknown-key.yaml:10:5: unknown key "intervl" (did you mean "interval"?); allowed: id, title, description, section, severity, phase, probe, target, with, expect, warn, interval, schedule, timeout, runbook, failAfter, passAfter, onNoData, dependsOn, gate, notify, value, intrusive, marksDeployment`,
   ],
   'invalid-unknown-probe.yaml': [`${F}/invalid-unknown-probe.yaml:9:12: unknown probe kind "tpc" (did you mean "tcp"?); known kinds: ${''}`],
   'invalid-yaml.yaml': [`${F}/invalid-yaml.yaml:7:1: YAML: Missing closing "quote`],

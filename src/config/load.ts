@@ -17,7 +17,7 @@ import { ConditionError, lookupField, parseCondition, type Condition } from '../
 import { defaultNotify, notifyProblem } from '../notify.js';
 import { getProbeKind, probeKinds } from '../probes/index.js';
 import type { MissingConfig, ProbeKind } from '../probes/types.js';
-import { mergeMissing, missingVariables, propagateUnconfigured, unconfiguredMessage } from './missing.js';
+import { intrusiveAllowed, intrusiveMissing, mergeMissing, missingVariables, propagateUnconfigured, unconfiguredMessage } from './missing.js';
 import { parseDuration } from './duration.js';
 import { substituteEnv, type Substituted } from './env.js';
 import { CheckSchema, ChecklistSchema, DefaultsSchema, type RawCheck, type RawChecklist } from './schema.js';
@@ -588,6 +588,9 @@ function buildCheck(
       };
       reportSchemaErrors(r, errs.filter(inWith), at('with'));
       if (c.target) reportSchemaErrors(r, errs.filter((e) => !inWith(e)), ['targets', c.target]);
+      // Invalid only where a variable is unset: name what else it lacks too, so a new user
+      // sees every variable at once (GRAFANA_TOKEN along with GRAFANA_URL).
+      if (errs.length === 0) lacking(kind, params, env, missing, lacks);
     } else {
       if (missing.length === 0 && kind.validate) {
         for (const msg of kind.validate(params as never)) {
@@ -596,12 +599,13 @@ function buildCheck(
           r.at(param !== undefined && Object.hasOwn(c.with ?? {}, param) ? at('with', param) : at('with'), msg);
         }
       }
-      // Variables the params name (tokenEnv: GRAFANA_TOKEN) count like unset ${VAR}s.
-      for (const name of kind.requiredEnv?.(params as never) ?? []) if (!env[name] && !missing.includes(name)) missing.push(name);
-      // And what the environment lacks otherwise (no Kubernetes configuration).
-      lacks.push(...(kind.missingConfig?.(params as never, env) ?? []));
+      lacking(kind, params, env, missing, lacks);
     }
   }
+  // Intrusive checks (the check says so, or its kind always is) run only on the operator's opt-in.
+  const intrusive = kind?.intrusive ?? (c.intrusive ? 'marked intrusive in the checklist' : undefined);
+  if (kind?.intrusive && c.intrusive === false) r.at(at('intrusive'), `probe ${kind.kind} is always intrusive (it ${kind.intrusive}): "intrusive: false" does not apply`);
+  if (intrusive && !intrusiveAllowed(c.id, env)) lacks.push(intrusiveMissing(c.id, intrusive));
   const missingConfig = mergeMissing(missingVariables(missing), lacks);
 
   const gate = c.gate ?? true;
@@ -635,10 +639,21 @@ function buildCheck(
     gate,
     notify,
     marksDeployment: c.marksDeployment ?? false,
+    ...(intrusive !== undefined && { intrusive }),
     ...(c.value !== undefined && { valueField: c.value }),
     ...(missingConfig.length > 0 && { unconfigured: unconfiguredMessage(missingConfig), missing: missingConfig }),
     secrets,
   };
+}
+
+/**
+ * What a check's params say it needs from the environment beyond its ${VAR}s: variables they
+ * name (tokenEnv: GRAFANA_TOKEN), which count like unset ${VAR}s, and what else the
+ * environment lacks (no Kubernetes configuration). Adds to `missing` and `lacks`.
+ */
+function lacking(kind: ProbeKind, params: Record<string, unknown>, env: NodeJS.ProcessEnv, missing: string[], lacks: MissingConfig[]): void {
+  for (const name of kind.requiredEnv?.(params as never) ?? []) if (name && !env[name] && !missing.includes(name)) missing.push(name);
+  lacks.push(...(kind.missingConfig?.(params as never, env) ?? []));
 }
 
 /** A dependency cycle would leave every check in it waiting on another: reject it at load. */

@@ -88,3 +88,48 @@ export function missingReport(checks: readonly CheckDef[]): string[] {
     ...groups.map((g) => `  ${describeVariable(g)}: ${g.checks.length} check${g.checks.length === 1 ? '' : 's'}: ${g.checks.join(', ')}`),
   ];
 }
+
+/** The operator's opt-in for intrusive checks (also set by --allow-intrusive). */
+export const ALLOW_INTRUSIVE = 'READINESS_ALLOW_INTRUSIVE';
+
+/**
+ * What READINESS_ALLOW_INTRUSIVE allows: `true` (or 1, yes, all) every intrusive check, else a
+ * comma-separated list of check ids. Unset, empty or anything else: none.
+ */
+export function intrusiveOptIn(env: NodeJS.ProcessEnv): { all: boolean; ids: string[] } {
+  const v = (env[ALLOW_INTRUSIVE] ?? '').trim();
+  if (/^(1|true|yes|all)$/i.test(v)) return { all: true, ids: [] };
+  return { all: false, ids: v.split(',').map((s) => s.trim()).filter(Boolean) };
+}
+
+export function intrusiveAllowed(id: string, env: NodeJS.ProcessEnv): boolean {
+  const o = intrusiveOptIn(env);
+  return o.all || o.ids.includes(id);
+}
+
+/** The missing piece of an intrusive check the operator has not opted in to. */
+export function intrusiveMissing(id: string, why: string): MissingConfig {
+  return {
+    variable: ALLOW_INTRUSIVE,
+    alternative: '--allow-intrusive',
+    message: `intrusive (${why}): runs only where the operator opts in: set ${ALLOW_INTRUSIVE}=${id} (or true for every intrusive check), or pass --allow-intrusive`,
+  };
+}
+
+/** `readiness validate`'s lines for the intrusive checks: each, and whether this environment opted in. */
+export function intrusiveReport(checks: readonly CheckDef[], env: NodeJS.ProcessEnv): string[] {
+  const intrusive = checks.filter((c) => c.intrusive !== undefined);
+  const optIn = intrusiveOptIn(env);
+  const known = new Set(intrusive.map((c) => c.id));
+  const stray = optIn.ids.filter((id) => !known.has(id));
+  if (intrusive.length === 0 && stray.length === 0) return [];
+  return [
+    ...(intrusive.length === 0
+      ? []
+      : [
+          `intrusive checks (run only where the operator opts in: ${ALLOW_INTRUSIVE}=true or a list of ids, or --allow-intrusive):`,
+          ...intrusive.map((c) => `  ${c.id}: ${c.intrusive}${intrusiveAllowed(c.id, env) ? ' (opted in)' : ' (not opted in)'}`),
+        ]),
+    ...stray.map((id) => `warning: ${ALLOW_INTRUSIVE} names ${JSON.stringify(id)}, which is not an intrusive check of this checklist`),
+  ];
+}

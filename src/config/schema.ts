@@ -43,6 +43,12 @@ export const CheckSchema = Type.Object(
       StringEnum(NOTIFY, 'What a failure means for a person: rollback | page | ticket | none (default by phase, severity and kind: docs/config.md).'),
     ),
     value: Type.Optional(Type.String({ description: "Field whose number becomes readiness_check_value (default: the probe's own)." })),
+    intrusive: Type.Optional(
+      Type.Boolean({
+        description:
+          "The check disturbs its target (an attack payload, anything that spends the endpoint's budget): it runs only where the operator opted in with READINESS_ALLOW_INTRUSIVE or --allow-intrusive; elsewhere it is unconfigured. Probe kinds that are always intrusive (ratelimit) need no mark.",
+      }),
+    ),
     marksDeployment: Type.Optional(
       Type.Boolean({ description: 'When the check passes with a `version` not yet recorded, record a deployment of it (a Kubernetes rollout check).' }),
     ),

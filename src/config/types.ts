@@ -34,6 +34,11 @@ export interface CheckDef {
   notify: Notify;
   /** Field whose number becomes readiness_check_value, when not the probe's own value. */
   valueField?: string;
+  /**
+   * Why the check is intrusive (the check's `intrusive: true`, or a kind that always is, such
+   * as ratelimit): it runs only where the operator opted in. Absent: not intrusive.
+   */
+  intrusive?: string;
   /** A passing run with a new `version` field records a deployment. */
   marksDeployment: boolean;
   /**

@@ -36,7 +36,10 @@ const params = Type.Object(
       }),
     ),
     baseUrl: Type.Optional(
-      Type.String({ minLength: 1, description: "Provider endpoint override: API root (Stripe, OpenAI), STS endpoint (AWS), authority (Azure), token URL (GCP)." }),
+      Type.String({
+        description:
+          "Provider endpoint override: API root (Stripe, OpenAI), STS endpoint (AWS), authority (Azure), token URL (GCP). Empty (an unset \"${STRIPE_API_URL:-}\"): the provider's own.",
+      }),
     ),
     requireLiveMode: Type.Boolean({ default: true, description: 'stripe: a test-mode key (sk_test_, rk_test_) fails.' }),
     organization: Type.Optional(Type.String({ minLength: 1, description: 'openai: OpenAI-Organization header.' })),
@@ -193,7 +196,7 @@ async function aws(p: Params, ctx: ProbeContext): Promise<Valid> {
     // One attempt: the scheduler's next run is the retry, and a rejected key must not be hammered.
     maxAttempts: 1,
   });
-  const where = `STS GetCallerIdentity (${p.baseUrl ?? p.region})`;
+  const where = `STS GetCallerIdentity (${p.baseUrl || p.region})`;
   try {
     const out = await client.send(new GetCallerIdentityCommand({}), { abortSignal: ctx.signal });
     if (!out.Account || !out.Arn) throw new ProbeError('protocol', `${where} answered without Account and Arn`);
@@ -293,7 +296,7 @@ async function gcp(p: Params, ctx: ProbeContext, agent: Agent): Promise<Valid> {
     throw new Rejected('auth', `the private key of ${key.client_email} is not a usable RSA key`);
   }
   const form = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: `${unsigned}.${signature}` });
-  const r = await call(ctx, agent, 'POST', p.baseUrl ?? tokenUri, { 'content-type': 'application/x-www-form-urlencoded' }, form.toString());
+  const r = await call(ctx, agent, 'POST', p.baseUrl || tokenUri, { 'content-type': 'application/x-www-form-urlencoded' }, form.toString());
   const fields = { client_email: key.client_email };
   if (r.status === 200) {
     if (typeof r.json!.access_token !== 'string') throw new ProbeError('protocol', 'Google answered 200 without an access_token');
@@ -307,7 +310,7 @@ async function gcp(p: Params, ctx: ProbeContext, agent: Agent): Promise<Valid> {
 }
 
 function base(p: Params): string {
-  return (p.baseUrl ?? DEFAULT_BASE[p.provider]!).replace(/\/+$/, '');
+  return (p.baseUrl || DEFAULT_BASE[p.provider]!).replace(/\/+$/, '');
 }
 
 /** Every secret a run handled, longest first, to scrub from anything it returns. */
@@ -356,7 +359,7 @@ export default defineProbe({
     if (p.provider === 'azure') for (const k of ['tenantId', 'clientId'] as const) if (!p[k]) problems.push(`provider azure needs ${k}`);
     if (p.provider === 'aws' && p.keyEnv) problems.push('provider aws takes accessKeyIdEnv and secretAccessKeyEnv, not keyEnv');
     if (p.provider === 'gcp' && p.keyEnv && p.keyFile) problems.push('set either keyEnv or keyFile, not both');
-    const bad = p.baseUrl === undefined ? undefined : httpUrlProblem('baseUrl', p.baseUrl);
+    const bad = p.baseUrl ? httpUrlProblem('baseUrl', p.baseUrl) : undefined;
     if (bad) problems.push(bad);
     return problems;
   },

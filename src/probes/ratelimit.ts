@@ -60,6 +60,7 @@ export default defineProbe({
   kind: 'ratelimit',
   description: 'Sends a small bounded burst to an endpoint and expects HTTP 429 (with Retry-After) before it ends.',
   params,
+  intrusive: 'sends a burst of requests that spends the endpoint\'s rate-limit budget',
   secretParams: ['headers', 'body'],
   fields: {
     limited: { type: 'boolean', description: 'A rate-limited status came back.' },

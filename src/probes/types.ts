@@ -103,6 +103,12 @@ export interface ProbeKind<S extends TSchema = TSchema> {
    * system: no network, no heavy client.
    */
   missingConfig?(params: Static<S>, env: NodeJS.ProcessEnv): MissingConfig[];
+  /**
+   * Set for a kind whose every run is intrusive (it spends the target's budget: a burst of
+   * requests): what it does, in a few words. Its checks run only where the operator opted in
+   * (READINESS_ALLOW_INTRUSIVE, --allow-intrusive), as checks marked `intrusive: true` do.
+   */
+  intrusive?: string;
   /** Called once per loaded checklist for each check of this kind: extra validation beyond the schema. */
   validate?(params: Static<S>): string[];
   run(params: Static<S>, ctx: ProbeContext): Promise<Observation>;

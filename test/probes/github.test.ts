@@ -287,7 +287,7 @@ t.test('the shipped checklist: every github row passes on a healthy repo and fai
     repo.codeScanning.push(github.codeScanning(1, 'Trivy', broken ? 'critical' : 'medium'), github.codeScanning(2, 'gosec', broken ? 'high' : 'low'), github.codeScanning(3, 'CodeQL', null));
     for (const [i, tool] of ['Trivy', 'gosec', 'CodeQL'].entries()) repo.analyses.push(github.analysis(i + 1, tool, broken ? 9 * DAY : 5 * HOUR));
     s.repos['offgridflow/offgridflow'] = repo;
-    const views = await runShipped({ GITHUB_TOKEN: TOKEN, GITHUB_API_URL: s.url }, ROWS);
+    const views = await runShipped({ GITHUB_TOKEN: TOKEN, GITHUB_API_URL: s.url, GITHUB_REPO: 'offgridflow/offgridflow' }, ROWS);
     t.same(views.map((v) => v.def.id).sort(), [...ROWS].sort(), 'the shipped github rows');
     for (const v of views) t.equal(v.state, broken ? 'fail' : 'pass', `${broken ? 'broken' : 'healthy'} ${v.def.id}: ${v.message}`);
   }

@@ -5,6 +5,7 @@ import type { ServerResponse } from 'node:http';
 import type { Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import t from 'tap';
+import { loadChecklist } from '../../src/config/load.js';
 import ratelimitProbe, { HARD_MAX } from '../../src/probes/ratelimit.js';
 import { ProbeError } from '../../src/probes/types.js';
 import { makeCtx } from '../helpers/ctx.js';
@@ -166,9 +167,32 @@ t.test('token, unreachable, timeout', async (t) => {
 t.test('the shipped api-rate-limited row: passes on a limited API, fails on an unlimited one, within its cap', async (t) => {
   for (const limited of [true, false]) {
     const s = await track(limiter(limited ? 60 : Infinity, tooMany()));
-    const [view] = await runShipped({ API_URL: s.url }, ['api-rate-limited']);
+    const [view] = await runShipped({ API_URL: s.url, READINESS_ALLOW_INTRUSIVE: 'api-rate-limited' }, ['api-rate-limited']);
     t.equal(view!.state, limited ? 'pass' : 'fail', `${limited ? 'limited' : 'unlimited'}: ${view!.message}`);
     t.ok(s.count <= 300, `${s.count} requests, within the row's 300`);
+  }
+});
+
+t.test('a ratelimit check is intrusive: without the operator\'s opt-in it is unconfigured and sends nothing', async (t) => {
+  const s = await track(limiter(60, tooMany()));
+  for (const optIn of [undefined, '', 'false', 'waf-blocks-attack']) {
+    const env = { API_URL: s.url, ...(optIn !== undefined && { READINESS_ALLOW_INTRUSIVE: optIn }) };
+    const [view] = await runShipped(env, ['api-rate-limited']);
+    t.match(view, { state: 'unconfigured', def: { intrusive: /burst/, missing: [{ variable: 'READINESS_ALLOW_INTRUSIVE', alternative: '--allow-intrusive' }] } }, `READINESS_ALLOW_INTRUSIVE=${String(optIn)}`);
+    t.match(view!.message, /intrusive \(sends a burst of requests.*\): runs only where the operator opts in: set READINESS_ALLOW_INTRUSIVE=api-rate-limited \(or true for every intrusive check\), or pass --allow-intrusive/);
+  }
+  t.equal(s.count, 0, 'not one request reached the API');
+  // A checklist of its own that says `intrusive: false` cannot make the kind harmless.
+  const file = `apiVersion: readiness/v1
+checklist: x
+checks:
+  - { id: burst, title: burst, section: s, severity: low, phase: pre-deploy, probe: ratelimit, with: { url: "${s.url}" }, intrusive: false }
+`;
+  const res = loadChecklist(file, 'x.yaml', {});
+  t.match(res, { ok: false, diagnostics: [{ line: 4, message: /probe ratelimit is always intrusive .*"intrusive: false" does not apply/ }] });
+  for (const optIn of ['true', '1', 'all', 'api-rate-limited', ' waf-blocks-attack , api-rate-limited ']) {
+    const [view] = await runShipped({ API_URL: s.url, READINESS_ALLOW_INTRUSIVE: optIn }, ['api-rate-limited']);
+    t.equal(view!.state, 'pass', `READINESS_ALLOW_INTRUSIVE=${optIn}: runs (${view!.message})`);
   }
 });
 
