@@ -496,6 +496,12 @@ function buildCheck(
   broken: ReadonlySet<string> = new Set(),
 ): CheckDef | undefined {
   const at = (...p: (string | number)[]) => ['checks', i, ...p];
+  // `title: Slack #alerts channel` is the title "Slack": an unquoted " #" starts a YAML
+  // comment. A title is the checklist line as a person reads it, never silently cut.
+  const titleNode = r.doc.getIn(at('title'), true);
+  if (isScalar(titleNode) && titleNode.type === 'PLAIN' && titleNode.comment !== undefined && !broken.has('title')) {
+    r.at(at('title'), `title is cut at " #": YAML reads the rest of the line as a comment; quote the title: "${String(titleNode.value)} #${titleNode.comment}"`);
+  }
   const kind = getProbeKind(c.probe);
   if (!kind && !broken.has('probe')) {
     const known = [...probeKinds.keys()];
