@@ -63,7 +63,9 @@ Exit codes: 0 ok/ready, 1 not ready, 2 config or usage error, 3 unreachable (gat
     .option('--concurrency <n>', 'most checks running at once', (v) => positiveInt('concurrency', v), 16)
     .option('--shutdown-timeout <duration>', 'how long SIGTERM waits for runs in flight', durationOpt('shutdown-timeout'), 10_000)
     .option('--log-level <level>', 'log level (env READINESS_LOG_LEVEL)')
-    .option('--data-dir <dir>', 'embedded store directory (env READINESS_DATA_DIR, default ./data); READINESS_DATABASE_URL selects PostgreSQL instead'))
+    .option('--data-dir <dir>', 'embedded store directory (env READINESS_DATA_DIR, default ./data); READINESS_DATABASE_URL selects PostgreSQL instead')
+    .option('--store-timeout <duration>', 'PostgreSQL store: deadline of every store operation; a write past it is answered 503 and writes nothing (env READINESS_STORE_TIMEOUT, default 5s)', durationOpt('store-timeout'))
+    .option('--init-store', 'accept a store that is not the one this service wrote to (an emptied, replaced or reset file or database) and start from it; without it, that is an error (exit 2)'))
     .action(async (o: ServeOptions & { allowIntrusive?: boolean }) => {
       result.code = await (await import('./cli/serve.js')).serve(o, withOptIn(io, o));
     });

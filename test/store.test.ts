@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { CachedStore } from '../src/store/cached.js';
 import { MemoryStore } from '../src/store/memory.js';
-import { PostgresBackend } from '../src/store/postgres.js';
+import { PostgresBackend, readMigrations } from '../src/store/postgres.js';
 import { SqliteBackend } from '../src/store/sqlite.js';
 import { StoreUnavailableError, type Attestation, type CheckStatus } from '../src/store/types.js';
 import { startPostgres } from './helpers/postgres.js';
@@ -121,7 +121,12 @@ t.test('postgres', async (t) => {
       { version: 1, name: '001_initial' },
       { version: 2, name: '002_replica_backend_pid' },
       { version: 3, name: '003_ha_leases_records_version' },
+      { version: 4, name: '004_store_identity' },
     ]);
+    t.same(
+      rows,
+      readMigrations().map((m) => ({ version: m.version, name: m.name })),
+    );
   });
 
   t.test('replicas see each other\'s writes', async (t) => {

@@ -33,7 +33,12 @@ export async function check(
   // Attestations and deployments live in the service's store: read them from there, but keep
   // this one-off run's results out of its history.
   const records = checklist.checks.some((c) => c.kind === 'attestation') ? await createStore(storeConfigFromEnv(io.env, log)) : undefined;
-  await records?.init({ tolerateDown: true });
+  try {
+    await records?.init({ tolerateDown: true });
+  } catch (err) {
+    io.err(`cannot open the ${records?.kind ?? ''} store to read attestations: ${(err as Error).message}`);
+    return EXIT.USAGE;
+  }
   try {
     views = await runOnce(checklist, { store: new MemoryStore(), ...(records && { records }), log, env: io.env, concurrency: o.concurrency, only });
   } finally {

@@ -3,7 +3,7 @@
 import { parseDuration } from '../config/duration.js';
 import { buildServer } from '../http/server.js';
 import { Service } from '../service.js';
-import { createStore, storeConfigFromEnv } from '../store/index.js';
+import { createStore, storeConfigFromEnv, type StoreConfig } from '../store/index.js';
 import { configPath, EXIT, UsageError, type Io } from './common.js';
 import { loadOrReport } from './load.js';
 import { makeLogger } from './logger.js';
@@ -16,6 +16,10 @@ export interface ServeOptions {
   shutdownTimeout: number;
   logLevel?: string;
   dataDir?: string;
+  /** --store-timeout: PostgreSQL operation deadline (ms). */
+  storeTimeout?: number;
+  /** --init-store: accept a store that is not the one this service wrote to. */
+  initStore?: boolean;
 }
 
 /** READINESS_HA_LEASE_TTL: how long a hung or cut-off replica keeps its checks (default 10s). */
@@ -39,17 +43,24 @@ export async function serve(
   const checklist = await loadOrReport(file, io);
   if (!checklist) return EXIT.USAGE;
   const lease = leaseTtl(io.env);
-  const storeConfig = storeConfigFromEnv(o.dataDir ? { ...io.env, READINESS_DATA_DIR: o.dataDir } : io.env, log);
+  let storeConfig: StoreConfig;
+  try {
+    storeConfig = storeConfigFromEnv(o.dataDir ? { ...io.env, READINESS_DATA_DIR: o.dataDir } : io.env, log);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (o.storeTimeout !== undefined) storeConfig.timeoutMs = o.storeTimeout;
   const store = await createStore(storeConfig);
   try {
     // PostgreSQL down at start degrades the store instead of stopping the service; a broken
-    // embedded file (unwritable directory, newer schema) is a configuration error.
-    await store.init({ tolerateDown: store.kind === 'postgres' });
+    // embedded file (unwritable directory, newer schema) and a store that is not the one this
+    // service wrote to (emptied, replaced, reset) are errors.
+    await store.init({ tolerateDown: store.kind === 'postgres', initStore: o.initStore ?? false });
   } catch (err) {
     io.err(`cannot open the ${store.kind} store: ${(err as Error).message}`);
     return EXIT.USAGE;
   }
-  log.info({ store: store.kind, ...(store.kind === 'sqlite' && { dataDir: storeConfig.dataDir }) }, 'store opened');
+  log.info({ store: store.kind, storeId: store.storeId, ...(store.kind === 'sqlite' && { dataDir: storeConfig.dataDir }) }, 'store opened');
   const ownership = storeConfig.databaseUrl ? new (await import('../ha.js')).PgLeases(storeConfig.databaseUrl, { log, ...lease }) : undefined;
   const service = new Service({ file, checklist, store, log, env: io.env, concurrency: o.concurrency, ...(ownership && { ownership }) });
   const app = await buildServer({ service, log, ...(io.env.READINESS_API_TOKEN && { apiToken: io.env.READINESS_API_TOKEN }) });
@@ -59,7 +70,8 @@ export async function serve(
   const done = new Promise<number>((resolve) => {
     let stopping = false;
     const onHup = () => {
-      void started.then(() => service.reload());
+      // A reload never takes the running service down, whatever happens in it.
+      started.then(() => service.reload()).catch((err: unknown) => log.error({ err }, 'checklist reload failed: keeping the running checklist'));
     };
     const onStop = (sig: string) => {
       if (stopping) return;

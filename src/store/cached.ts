@@ -4,6 +4,7 @@
 // and deployments are acknowledged only once the backend has them (never queued).
 import type { Logger } from 'pino';
 import {
+  StoreIdentityError,
   StoreUnavailableError,
   supersedes,
   type Attestation,
@@ -25,11 +26,16 @@ export interface Snapshot {
   recordsVersion?: number;
 }
 
+export interface OpenOptions {
+  /** Accept a store whose identity does not match (emptied, replaced, reset) instead of refusing it. */
+  initStore?: boolean;
+}
+
 /** Where a store keeps its data. Every method may throw when the database is unreachable. */
 export interface Backend {
   readonly kind: string;
-  /** Applies migrations and returns everything to cache. */
-  open(): Promise<Snapshot>;
+  /** Applies migrations and returns everything to cache; throws StoreIdentityError for a store that is not the one it was. */
+  open(opts?: OpenOptions): Promise<Snapshot>;
   /**
    * Upserts the latest status and appends its run to the history (pruned to the limit).
    * Shared backends check the fence and the order (see WriteFence) in the same transaction
@@ -53,6 +59,8 @@ export interface Backend {
   changes?(recordsSince: number): Promise<Snapshot>;
   /** A cheap round trip, to tell that a database which failed is back. */
   ping?(): Promise<void>;
+  /** The identity of the store opened (durable backends). */
+  readonly storeId?: string | undefined;
   close(): Promise<void>;
 }
 
@@ -90,6 +98,7 @@ export class CachedStore implements Store {
   #drainSoon: NodeJS.Immediate | undefined;
   #closed = false;
   #opened = false;
+  #openOptions: OpenOptions = {};
   readonly #listeners = new Set<(c: StoreChange) => void>();
   readonly #opts: Required<Omit<CachedStoreOptions, 'log' | 'preopened'>> & { log?: Logger };
 
@@ -106,21 +115,28 @@ export class CachedStore implements Store {
     return this.backend.kind;
   }
 
+  /** The opened store's identity, for logs (undefined for memory, or before open). */
+  get storeId(): string | undefined {
+    return this.backend.storeId;
+  }
+
   /**
    * Opens the backend. With `tolerateDown`, a database that is down at start does not stop
-   * the service: the store starts degraded and keeps trying; results queue meanwhile.
+   * the service: the store starts degraded and keeps trying; results queue meanwhile. A store
+   * that is not the one it was (StoreIdentityError) is never tolerated.
    */
-  async init(opts: { tolerateDown?: boolean } = {}): Promise<void> {
+  async init(opts: { tolerateDown?: boolean; initStore?: boolean } = {}): Promise<void> {
+    if (opts.initStore) this.#openOptions = { initStore: true };
     try {
       await this.#open();
     } catch (err) {
-      if (!opts.tolerateDown) throw err;
+      if (!opts.tolerateDown || err instanceof StoreIdentityError) throw err;
       this.#markDegraded(err);
     }
   }
 
   async #open(): Promise<void> {
-    this.#merge(await this.backend.open());
+    this.#merge(await this.backend.open(this.#openOptions));
     this.#opened = true;
     if (this.backend.changes) this.#scheduleRefresh();
   }
@@ -183,7 +199,11 @@ export class CachedStore implements Store {
     if (this.#closed) return;
     this.#refreshTimer = setTimeout(() => {
       this.refresh()
-        .catch((err: unknown) => this.#opts.log?.debug({ err }, 'store refresh failed'))
+        .catch((err: unknown) => {
+          // A database that is not the store any more is an outage, not a blip: say so.
+          if (err instanceof StoreIdentityError) this.#markDegraded(err);
+          else this.#opts.log?.debug({ err }, 'store refresh failed');
+        })
         .finally(() => this.#scheduleRefresh());
     }, this.#opts.refreshMs);
     this.#refreshTimer.unref();

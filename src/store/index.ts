@@ -2,6 +2,7 @@
 // the embedded SQLite file under READINESS_DATA_DIR (default ./data).
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { parseDuration } from '../config/duration.js';
 import { CachedStore } from './cached.js';
 
 export interface StoreConfig {
@@ -9,6 +10,10 @@ export interface StoreConfig {
   dataDir?: string;
   /** Results kept per check (default 500). */
   historyLimit?: number;
+  /** PostgreSQL: deadline of every store operation (READINESS_STORE_TIMEOUT, default 5 s). */
+  timeoutMs?: number;
+  /** PostgreSQL: the store id the database must hold (READINESS_STORE_ID). */
+  expectStoreId?: string;
   log?: Logger;
 }
 
@@ -21,6 +26,12 @@ export function storeConfigFromEnv(env: NodeJS.ProcessEnv, log?: Logger): StoreC
     if (!Number.isInteger(n) || n < 1) throw new Error(`READINESS_HISTORY_LIMIT must be a positive integer, got ${JSON.stringify(env.READINESS_HISTORY_LIMIT)}`);
     c.historyLimit = n;
   }
+  if (env.READINESS_STORE_TIMEOUT) {
+    const ms = parseDuration(env.READINESS_STORE_TIMEOUT);
+    if (ms === undefined || ms < 100) throw new Error(`READINESS_STORE_TIMEOUT must be a duration of at least 100ms (e.g. 5s), got ${JSON.stringify(env.READINESS_STORE_TIMEOUT)}`);
+    c.timeoutMs = ms;
+  }
+  if (env.READINESS_STORE_ID) c.expectStoreId = env.READINESS_STORE_ID.trim();
   if (log) c.log = log;
   return c;
 }
@@ -33,7 +44,12 @@ export async function createStore(c: StoreConfig): Promise<CachedStore> {
   const opts = c.log ? { log: c.log } : {};
   if (c.databaseUrl) {
     const { PostgresBackend } = await import('./postgres.js');
-    return new CachedStore(new PostgresBackend(c.databaseUrl, { historyLimit: c.historyLimit ?? 500 }), opts);
+    const pg = new PostgresBackend(c.databaseUrl, {
+      historyLimit: c.historyLimit ?? 500,
+      ...(c.timeoutMs !== undefined && { timeoutMs: c.timeoutMs }),
+      ...(c.expectStoreId !== undefined && { expectStoreId: c.expectStoreId }),
+    });
+    return new CachedStore(pg, opts);
   }
   const { SqliteBackend } = await import('./sqlite.js');
   const file = join(resolve(c.dataDir ?? 'data'), 'readiness.sqlite');

@@ -172,6 +172,15 @@ export interface RecordsChange {
 }
 
 /**
+ * The store is not the one this service wrote to: an embedded file that was emptied,
+ * replaced or reset, a PostgreSQL database dropped and recreated. Never silently adopted
+ * (that would lose every attestation without a word): `--init-store` accepts it.
+ */
+export class StoreIdentityError extends Error {
+  override name = 'StoreIdentityError';
+}
+
+/**
  * What changed in a store, for caches derived from it (/metrics text, /readiness answers):
  * a check's latest status (written here or, in HA, by another replica), an attestation made
  * or revoked, a deployment recorded, the store going degraded or coming back. `remote`: an
@@ -187,7 +196,7 @@ export interface Store extends Records {
   /** memory, sqlite or postgres: shown in /readiness and logs. */
   readonly kind: string;
   /** Opens the store, applies migrations and loads the cached state. */
-  init(): Promise<void>;
+  init(opts?: { tolerateDown?: boolean; initStore?: boolean }): Promise<void>;
   /**
    * Records a check's new status. Durable stores resolve once it is written; when the
    * database is down the status is kept in a bounded queue and written when it returns.
