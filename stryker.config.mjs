@@ -76,7 +76,8 @@ export default {
   $schema: './node_modules/@stryker-mutator/core/schema/stryker-schema.json',
   packageManager: 'npm',
   mutate,
-  testRunner: 'tap',
+  // The tap runner, running a mutant's test files in TEST_FILES order (core tests first).
+  testRunner: 'tap-ordered',
   // Once per run, in the sandbox: the instrumented sources and the tests to plain JavaScript
   // under .stryker-build/ (a bare `node test.js` costs a third of one under tsx).
   buildCommand: 'node scripts/stryker-build.mjs',
@@ -90,7 +91,7 @@ export default {
   // src/ only: a mutant that does not compile is not a test gap.
   tsconfigFile: 'tsconfig.build.json',
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
-  plugins: ['@stryker-mutator/tap-runner', '@stryker-mutator/typescript-checker', './scripts/stryker-ignore-logging.mjs'],
+  plugins: ['@stryker-mutator/tap-runner', '@stryker-mutator/typescript-checker', './scripts/stryker-tap-ordered.mjs', './scripts/stryker-ignore-logging.mjs'],
   // Log calls say what happened, they decide nothing: their arguments are not mutated.
   ignorers: ['logging'],
   // Two shared cores: one or two test processes at a time (override with --concurrency).

@@ -46,6 +46,7 @@ const SLOW = /(e2e|ha|outage|durability|startup|serve|serving|store|store-scale|
 // Plain JavaScript modules: imported by a computed path (no declaration files to type them).
 const CONFIG = '../stryker.config.mjs';
 const IGNORER = '../scripts/stryker-ignore-logging.mjs';
+const ORDERED = '../scripts/stryker-tap-ordered.mjs';
 const load = async () => (await import(CONFIG)) as StrykerConfigModule;
 
 t.test('the config loads and is valid for Stryker', async (t) => {
@@ -58,7 +59,7 @@ t.test('the config loads and is valid for Stryker', async (t) => {
   // The schema allows unknown keys (plugins add theirs); a typo must still fail here.
   const unknown = Object.keys(config).filter((k) => k !== '$schema' && !(k in schema.properties));
   t.same(unknown, [], 'every key is a Stryker option');
-  t.equal(config.testRunner, 'tap');
+  t.equal(config.testRunner, 'tap-ordered', 'the tap runner, core tests first (scripts/stryker-tap-ordered.mjs)');
   t.equal(config.coverageAnalysis, 'perTest', 'each mutant runs only the test files that reach it');
   t.ok((config.concurrency as number) <= 2, 'at most two test processes on a shared machine');
   t.equal(config.incremental, true);
@@ -127,6 +128,12 @@ t.test('each mutant runs only fast in-process test files, the core tests include
     t.ok(files.includes(`test/core/${f}`), `test/core/${f} is run per mutant`);
   }
   for (const g of TEST_FILES) t.ok(expand(g).length > 0, `${g} matches a file`);
+  // A mutant's files run core tests first, then in TEST_FILES order.
+  const ordered = (await import(ORDERED)) as { byRank: (a: string, b: string) => number };
+  const compiled = config.tap.testFiles.flatMap((g) => expand(g.replace(/^\.stryker-build\//, '').replace(/\.js$/, '.ts'))).map((f) => `.stryker-build/${f.replace(/\.ts$/, '.js')}`);
+  const sorted = [...compiled].reverse().sort(ordered.byRank);
+  t.ok(sorted.slice(0, readdirSync('test/core').filter((f) => f.endsWith('.test.ts')).length).every((f) => f.includes('/test/core/')), 'test/core first');
+  t.equal(sorted.at(-1), '.stryker-build/test/config.test.js', 'the last TEST_FILES entry last');
 });
 
 t.test('every disabled mutant in the core says why', async (t) => {
