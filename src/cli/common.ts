@@ -1,15 +1,15 @@
 // What every `readiness` command shares: its output streams, exit codes, usage errors and
 // option parsers. Kept free of the loader, the probes and the server so that the program
 // (src/cli.ts) can parse arguments, print --help and --version before loading any of them.
-import { fileURLToPath } from 'node:url';
 import { parseDuration } from '../config/duration.js';
 import type { Phase, Severity } from '../config/enums.js';
+import { packagePath } from '../paths.js';
 import type { Filters } from '../state.js';
 
 export const EXIT = { OK: 0, NOT_READY: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
 /** The shipped checklist, used when neither -c nor READINESS_CONFIG names one. */
-export const DEFAULT_CONFIG = fileURLToPath(new URL('../../probes/offgridflow.yaml', import.meta.url));
+export const DEFAULT_CONFIG = packagePath('probes', 'offgridflow.yaml');
 
 export interface Io {
   out: (s: string) => void;

@@ -9,8 +9,7 @@
 import { constants } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { open } from 'node:fs/promises';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import { Cron } from 'croner';
 import { isMap, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node as YamlNode } from 'yaml';
 import { ConditionError, lookupField, parseCondition, type Condition } from '../conditions.js';
@@ -20,10 +19,10 @@ import type { MissingConfig, ProbeKind } from '../probes/types.js';
 import { intrusiveAllowed, intrusiveMissing, mergeMissing, missingVariables, propagateUnconfigured, unconfiguredMessage } from './missing.js';
 import { parseDuration } from './duration.js';
 import { substituteEnv, type Substituted } from './env.js';
+import { readYamlFast } from './yaml.js';
 import { CheckSchema, ChecklistSchema, DefaultsSchema, type RawCheck, type RawChecklist } from './schema.js';
 import type { CheckDef, Checklist, Diagnostic } from './types.js';
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+import { lazyValidator, validatorFor, type Validator } from './validators.js';
 
 const DEFAULT_INTERVAL_MS = 60_000;
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -42,18 +41,11 @@ export const MAX_CHECKS = 10_000;
 /** YAML alias expansions allowed (yaml's resource-exhaustion guard): a "billion laughs" document stops here. */
 export const MAX_ALIAS_COUNT = 100;
 
-const ajv = addFormats(new Ajv({ allErrors: true, strict: false, verbose: true }));
-const validateChecklist = ajv.compile<RawChecklist>(ChecklistSchema);
-const paramsAjv = addFormats(new Ajv({ allErrors: true, strict: false, verbose: true, coerceTypes: true, useDefaults: true }));
-const paramValidators = new Map<string, ValidateFunction>();
+// Precompiled by the build (src/config/validators.ts); none is compiled or loaded before use.
+const validateChecklist = lazyValidator<RawChecklist>('document', 'checklist', ChecklistSchema);
 
-function paramValidator(kind: ProbeKind): ValidateFunction {
-  let v = paramValidators.get(kind.kind);
-  if (!v) {
-    v = paramsAjv.compile(kind.params);
-    paramValidators.set(kind.kind, v);
-  }
-  return v;
+function paramValidator(kind: ProbeKind) {
+  return validatorFor('params', kind.kind, kind.params);
 }
 
 export async function loadChecklistFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
@@ -151,14 +143,46 @@ function unexpected(file: string, err: unknown): Diagnostic {
   return { file, line: 1, col: 1, message: `cannot load the checklist: ${why.replace(/\s+/g, ' ').slice(0, 300)}` };
 }
 
+/**
+ * Parses with `yaml`, which keeps every node's position for the diagnostics. Every document:
+ * a second one is an error, not silently dropped.
+ */
+function parseWithPositions(text: string): { docs: Document[]; lines: LineCounter } {
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'silent' });
+  return { docs: Array.isArray(docs) ? docs : [], lines };
+}
+
 /** Collects diagnostics against positions in one parsed document. */
 class Reporter {
   readonly diagnostics: Diagnostic[] = [];
+  #parsed: { docs: Document[]; lines: LineCounter } | undefined;
   constructor(
     readonly file: string,
-    readonly doc: Document,
-    readonly lines: LineCounter,
+    private readonly parse: () => { docs: Document[]; lines: LineCounter },
   ) {}
+
+  /** The document with positions, parsed on the first diagnostic: valid files never need it. */
+  get parsed(): { docs: Document[]; lines: LineCounter } {
+    return (this.#parsed ??= this.parse());
+  }
+  get doc(): Document {
+    return this.parsed.docs[0]!;
+  }
+  get lines(): LineCounter {
+    return this.parsed.lines;
+  }
+
+  /** `yaml`'s syntax errors, and unknown tags (!!js/function, !custom), which would quietly become strings. */
+  yamlProblems(): Diagnostic[] {
+    const doc = this.parsed.docs[0];
+    if (!doc) return [];
+    return [...doc.errors, ...doc.warnings.filter((w) => w.code === 'TAG_RESOLVE_FAILED')].map((e) => {
+      const { line, col } = this.lines.linePos(e.pos[0]);
+      const msg = /call stack/i.test(e.message) ? 'the document is nested too deeply' : e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      return { file: this.file, line, col, message: `YAML: ${msg}` };
+    });
+  }
 
   /** Reports at the node at `path` (or its nearest existing parent); `key` points at the key instead of the value. */
   at(path: readonly (string | number)[], message: string, opts: { key?: boolean; offset?: number } = {}): void {
@@ -203,42 +227,35 @@ function loadText(text: string, file: string, env: NodeJS.ProcessEnv): LoadResul
   if (text.length > MAX_CHECKLIST_BYTES) {
     return { ok: false, diagnostics: [{ file, line: 1, col: 1, message: `the checklist is larger than the supported ${mib(MAX_CHECKLIST_BYTES)} (docs/config.md)` }] };
   }
-  const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'silent' });
-  const all = Array.isArray(docs) ? docs : [];
-  if (all.length !== 1) {
-    // parseDocument would silently drop everything after a second `---`.
-    const { line, col } = lines.linePos(all[1]?.range[0] ?? 0);
-    const message = all.length === 0 ? 'the file holds no YAML document: expected a checklist (apiVersion: readiness/v1, ...)' : 'a second YAML document starts here: a checklist is one document';
-    return { ok: false, diagnostics: [{ file, line, col, message }] };
-  }
-  const doc = all[0]!;
-  const r = new Reporter(file, doc, lines);
-  // An unknown tag (!!js/function, !custom) would quietly become a string: refuse it.
-  const problems = [...doc.errors, ...doc.warnings.filter((w) => w.code === 'TAG_RESOLVE_FAILED')];
-  if (problems.length > 0) {
-    for (const e of problems) {
-      const { line, col } = lines.linePos(e.pos[0]);
-      const msg = /call stack/i.test(e.message) ? 'the document is nested too deeply' : e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      r.diagnostics.push({ file, line, col, message: `YAML: ${msg}` });
+  // A valid file, the common case, needs no positions: read it fast (src/config/yaml.ts), and
+  // parse it with `yaml` only when there is something to report.
+  let raw = readYamlFast(text);
+  const r = new Reporter(file, () => parseWithPositions(text));
+  if (raw === undefined) {
+    const { docs, lines } = r.parsed;
+    if (docs.length !== 1) {
+      // parseDocument would silently drop everything after a second `---`.
+      const { line, col } = lines.linePos(docs[1]?.range?.[0] ?? 0);
+      const message = docs.length === 0 ? 'the file holds no YAML document: expected a checklist (apiVersion: readiness/v1, ...)' : 'a second YAML document starts here: a checklist is one document';
+      return { ok: false, diagnostics: [{ file, line, col, message }] };
     }
-    return { ok: false, diagnostics: sorted(r.diagnostics) };
-  }
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-  } catch (err) {
-    if (!(err instanceof ReferenceError)) throw err;
-    // yaml refuses an alias that expands to too many nodes: point at the first alias.
-    let offset = 0;
-    visit(doc, {
-      Alias(_key, node) {
-        offset = node.range?.[0] ?? 0;
-        return visit.BREAK;
-      },
-    });
-    const { line, col } = lines.linePos(offset);
-    return { ok: false, diagnostics: [{ file, line, col, message: `YAML aliases expand too much (over ${MAX_ALIAS_COUNT} nodes for one alias): refusing a "billion laughs" document` }] };
+    const problems = r.yamlProblems();
+    if (problems.length > 0) return { ok: false, diagnostics: sorted(problems) };
+    try {
+      raw = r.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      if (!(err instanceof ReferenceError)) throw err;
+      // yaml refuses an alias that expands to too many nodes: point at the first alias.
+      let offset = 0;
+      visit(r.doc, {
+        Alias(_key, node) {
+          offset = node.range?.[0] ?? 0;
+          return visit.BREAK;
+        },
+      });
+      const { line, col } = lines.linePos(offset);
+      return { ok: false, diagnostics: [{ file, line, col, message: `YAML aliases expand too much (over ${MAX_ALIAS_COUNT} nodes for one alias): refusing a "billion laughs" document` }] };
+    }
   }
   if (isObject(raw) && Array.isArray(raw.checks) && raw.checks.length > MAX_CHECKS) {
     r.at(['checks'], `${raw.checks.length} checks: at most ${MAX_CHECKS} are supported in one checklist (docs/config.md)`, { key: true });
@@ -253,6 +270,8 @@ function loadText(text: string, file: string, env: NodeJS.ProcessEnv): LoadResul
     parts = salvage(raw);
   }
   const checklist = buildChecklist(parts, r, env);
+  // Should `yaml` (the reference) see a problem the fast path did not, its verdict stands.
+  if (r.diagnostics.length > 0 && r.yamlProblems().length > 0) return { ok: false, diagnostics: sorted(r.yamlProblems()) };
   if (r.diagnostics.length > 0) return { ok: false, diagnostics: sorted(r.diagnostics) };
   return { ok: true, checklist: checklist! };
 }
@@ -391,8 +410,8 @@ interface Parts {
   broken?: Map<number, Set<string>>;
 }
 
-const validateCheck = ajv.compile<RawCheck>(CheckSchema);
-const validateDefaults = ajv.compile<NonNullable<RawChecklist['defaults']>>(DefaultsSchema);
+const validateCheck = lazyValidator<RawCheck>('document', 'check', CheckSchema);
+const validateDefaults = lazyValidator<NonNullable<RawChecklist['defaults']>>('document', 'defaults', DefaultsSchema);
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Stand-ins for required check keys that are missing or malformed: they let the rest of the check be checked. */
@@ -404,7 +423,7 @@ const STAND_IN: Record<string, unknown> = { id: '', title: '-', section: 'invali
  * every problem in the file. Returns the object and the keys dropped, or undefined if it is
  * not an object at all.
  */
-function salvageObject<T>(v: unknown, validate: ValidateFunction<T>, standIn: Record<string, unknown> = {}): { value: T; dropped: Set<string> } | undefined {
+function salvageObject<T>(v: unknown, validate: Validator<T>, standIn: Record<string, unknown> = {}): { value: T; dropped: Set<string> } | undefined {
   if (!isObject(v)) return undefined;
   const copy: Record<string, unknown> = { ...v };
   const dropped = new Set<string>();

@@ -11,12 +11,12 @@
 // socket buffer) writes nothing. The same statements check the store's identity.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { packagePath } from '../paths.js';
 import type { Backend, OpenOptions, Snapshot } from './cached.js';
 import { pruneEvery, serialise, StoreIdentityError, supersedes, type Attestation, type CheckStatus, type Deployment, type RunResult, type WriteFence, type WriteOutcome } from './types.js';
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/postgres/', import.meta.url));
+export const MIGRATIONS_DIR = packagePath('migrations', 'postgres');
 /** Serialises migrations across replicas starting at once (an arbitrary, fixed key). */
 const MIGRATION_LOCK = 7_274_700;
 /** Everything of one check older than its `$2` newest rows; both halves walk (check_id, id DESC). */
