@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-// The `readiness` command: runs the compiled CLI from dist/ (built by `npm ci` through the
-// `prepare` script, or by `npm run build`).
-import '../dist/main.js';
+// The `readiness` command: runs the bundled CLI from dist/bundle/ (built by `npm ci` through
+// the `prepare` script, or by `npm run build`; see src/build/bundle.ts).
+import '../dist/bundle/main.js';

@@ -23,14 +23,10 @@ function packageOf(path: string): string {
   return m ? m[1]! : '.';
 }
 
-interface Traced {
+interface Traced extends Loaded {
   code: number | null;
   stdout: string;
   stderr: string;
-  /** Every package a file was loaded from. */
-  packages: Set<string>;
-  /** This project's own files, relative to the repository. */
-  own: string[];
 }
 
 let n = 0;
@@ -40,7 +36,17 @@ let n = 0;
  */
 let harness: Set<string> | undefined;
 
-function traceEnv(): { env: NodeJS.ProcessEnv; read: () => { packages: Set<string>; own: string[] } } {
+/** What a process loaded, bundled modules included. */
+interface Loaded {
+  /** Every package a module was loaded from. */
+  packages: Set<string>;
+  /** This project's own modules (dist/...). */
+  own: string[];
+  /** Every module, relative to the repository. */
+  files: string[];
+}
+
+function traceEnv(): { env: NodeJS.ProcessEnv; read: () => Loaded } {
   if (!harness) {
     harness = new Set();
     const base = traceEnvFor(join(dir, 'trace-baseline.txt'));
@@ -51,17 +57,29 @@ function traceEnv(): { env: NodeJS.ProcessEnv; read: () => { packages: Set<strin
   return traceEnvFor(join(dir, `trace-${n++}.txt`));
 }
 
-function traceEnvFor(file: string): { env: NodeJS.ProcessEnv; read: () => { packages: Set<string>; own: string[] } } {
+/**
+ * The modules in each file of the bundle the command runs (dist/bundle/modules.json, written
+ * by src/build/bundle.ts): a loaded chunk stands for every module esbuild put in it.
+ */
+let bundled: Map<string, string[]> | undefined;
+function modulesOf(relPath: string): string[] {
+  bundled ??= new Map(Object.entries(JSON.parse(readFileSync('dist/bundle/modules.json', 'utf8')) as Record<string, string[]>));
+  return bundled.get(relPath) ?? [relPath];
+}
+
+function traceEnvFor(file: string): { env: NodeJS.ProcessEnv; read: () => Loaded } {
   writeFileSync(file, '');
   return {
     // Only our hook: tap's own NODE_OPTIONS (coverage) would add its modules to every process.
     env: { NODE_OPTIONS: `--import=${HOOK}`, MODULE_TRACE_FILE: file },
     read: () => {
-      const paths = [...new Set(readFileSync(file, 'utf8').split('\n').filter(Boolean))];
       const root = resolve('.') + '/';
+      const loaded = [...new Set(readFileSync(file, 'utf8').split('\n').filter(Boolean))].map((p) => p.replace(root, ''));
+      const paths = [...new Set(loaded.flatMap(modulesOf))].map((p) => `/${p}`);
       return {
         packages: new Set(paths.map(packageOf).filter((p) => p !== '.' && !harness?.has(p))),
-        own: paths.filter((p) => packageOf(p) === '.').map((p) => p.replace(root, '')),
+        own: paths.filter((p) => packageOf(p) === '.').map((p) => p.slice(1)),
+        files: paths.map((p) => p.slice(1)),
       };
     },
   };
@@ -134,6 +152,9 @@ t.test('validate of the shipped checklist checks every param without loading a c
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /offgridflow.yaml: ok, \d+ checks/);
   for (const p of HEAVY) t.notOk(r.packages.has(p), `validate does not load ${p}`);
+  // The validators were compiled by the build: ajv's compiler is not loaded, only its runtime helpers.
+  t.ok(r.files.includes('dist/config/validators.cjs'), 'the precompiled validators are used');
+  t.same(r.files.filter((f) => f.startsWith('node_modules/ajv/') && !f.startsWith('node_modules/ajv/dist/runtime/')), [], 'ajv itself is not loaded');
   t.notOk(r.own.some((f) => /^dist\/(store|http|scheduler|service|harness)/.test(f)), r.own.filter((f) => /store|http\/|scheduler|service|harness/.test(f)).join(', '));
   // Kubernetes params are still checked: a bad selector is an error without the client.
   const bad = join(dir, 'bad-kube.yaml');
@@ -193,4 +214,14 @@ t.test('lazy() imports once, shares the promise, and retries a failed import', a
   await t.rejects(flaky(), /first import failed/);
   t.equal(await flaky(), 'loaded');
   t.equal(attempts, 2);
+});
+
+t.test('files the package reads at run time are found from its root, not from the running module', async (t) => {
+  // The same modules run as src/, dist/ and dist/bundle/: a path relative to import.meta.url
+  // would point elsewhere in each. src/paths.ts finds the package root once for everyone.
+  const { readdirSync } = await import('node:fs');
+  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+  // src/build/ holds build steps, which run from dist/build/ only.
+  const users = walk('src').filter((f) => f.endsWith('.ts') && !f.startsWith('src/build/') && readFileSync(f, 'utf8').includes('import.meta.url'));
+  t.same(users, ['src/paths.ts']);
 });

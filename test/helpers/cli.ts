@@ -1,5 +1,5 @@
 // Runs the real `readiness` command, the compiled one the package ships (bin/readiness.js
-// over dist/), as a child process. scripts/test.sh builds first; a dist/ older than src/
+// over dist/bundle/), as a child process. scripts/test.sh builds first; a dist/ older than src/
 // is refused so a test never passes against stale code.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -37,7 +37,8 @@ function assertBuilt(): void {
   if (checked) return;
   let built = 0;
   try {
-    built = statSync('dist/main.js').mtimeMs;
+    // The command runs the bundle, the build's last step (src/build/bundle.ts).
+    built = statSync('dist/bundle/main.js').mtimeMs;
   } catch {
     throw new Error('dist/ is missing: run `npm run build` (npm test does it)');
   }
