@@ -8,6 +8,7 @@ import accepts from 'accepts';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Checklist } from '../config/types.js';
 import { ApiError } from '../errors.js';
+import { packagePath } from '../paths.js';
 import type { Service } from '../service.js';
 import { VERSION } from '../version.js';
 import type { Html } from './html.js';
@@ -30,12 +31,12 @@ interface Asset {
 
 let assetsLoading: Promise<Map<string, Asset>> | undefined;
 
-/** Loads ui/* once per process (the directory sits beside src/ and dist/ alike). */
+/** Loads ui/* once per process (from the package root: src/paths.ts). */
 export function loadAssets(): Promise<Map<string, Asset>> {
   assetsLoading ??= (async () => {
     const out = new Map<string, Asset>();
     for (const [name, type] of Object.entries(ASSET_FILES)) {
-      const body = await readFile(new URL(`../../ui/${name}`, import.meta.url));
+      const body = await readFile(packagePath('ui', name));
       out.set(name, { body, type, hash: createHash('sha256').update(body).digest('hex').slice(0, 16) });
     }
     return out;
