@@ -14,11 +14,11 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Agent } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
-import { lazy } from './lazy.js';
+import { commonjs, lazy } from './lazy.js';
 import { httpUrlProblem, scrubSecrets } from './shared.js';
 
-const undici = lazy(() => import('undici'));
-const sts = lazy(() => import('@aws-sdk/client-sts'));
+const undici = lazy(() => import('undici').then(commonjs));
+const sts = lazy(() => import('@aws-sdk/client-sts').then(commonjs));
 
 export const PROVIDERS = ['stripe', 'openai', 'aws', 'azure', 'gcp'] as const;
 type Provider = (typeof PROVIDERS)[number];

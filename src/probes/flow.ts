@@ -12,10 +12,10 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ConditionError, evaluateCondition, parseCondition, resolveField, type Condition } from '../conditions.js';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type FieldSpecs, type Observation } from './types.js';
-import { lazy } from './lazy.js';
+import { commonjs, lazy } from './lazy.js';
 import { scrubSecrets } from './shared.js';
 
-const undici = lazy(() => import('undici'));
+const undici = lazy(() => import('undici').then(commonjs));
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';

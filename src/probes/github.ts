@@ -12,10 +12,10 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Agent, Dispatcher } from 'undici';
 import { reasonFromError } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
-import { lazy } from './lazy.js';
+import { commonjs, lazy } from './lazy.js';
 import { httpUrlProblem } from './shared.js';
 
-const undici = lazy(() => import('undici'));
+const undici = lazy(() => import('undici').then(commonjs));
 
 export const MEASURES = ['workflow_run', 'branch_protection', 'alerts', 'code_scanning'] as const;
 type Measure = (typeof MEASURES)[number];

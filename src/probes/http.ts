@@ -11,10 +11,10 @@ import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Dispatcher } from 'undici';
 import type { Reason } from '../reasons.js';
-import { lazy } from './lazy.js';
+import { commonjs, lazy } from './lazy.js';
 import { defineProbe, ProbeError, type Observation } from './types.js';
 
-const undici = lazy(() => import('undici'));
+const undici = lazy(() => import('undici').then(commonjs));
 
 interface TlsOptions {
   insecure: boolean;

@@ -5,8 +5,8 @@
 // @kubernetes/client-node. test/startup.test.ts pins which modules each command loads.
 
 /**
- * `lazy(() => import('undici'))` returns a function that imports the module on its first
- * call and hands every later call the same promise. A failed import is retried next time.
+ * `lazy(() => import('pg'))` returns a function that imports the module on its first call
+ * and hands every later call the same promise. A failed import is retried next time.
  */
 export function lazy<T>(load: () => Promise<T>): () => Promise<T> {
   let loading: Promise<T> | undefined;
@@ -17,4 +17,13 @@ export function lazy<T>(load: () => Promise<T>): () => Promise<T> {
     });
     return loading;
   };
+}
+
+/**
+ * A CommonJS package's exports from `import()`: Node's loader lists them by name (and adds
+ * `default`), while in the bundle (src/build/bundle.ts) an imported CommonJS chunk has only
+ * `default`. Both are the package's `module.exports`: `lazy(() => import('undici').then(commonjs))`.
+ */
+export function commonjs<T>(m: T): T {
+  return (m as { default?: T }).default ?? m;
 }

@@ -6,10 +6,10 @@ import { Type } from '@sinclair/typebox';
 import type { Agent, Dispatcher } from 'undici';
 import { reasonFromError } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
-import { lazy } from './lazy.js';
+import { commonjs, lazy } from './lazy.js';
 import { httpUrlProblem } from './shared.js';
 
-const undici = lazy(() => import('undici'));
+const undici = lazy(() => import('undici').then(commonjs));
 
 const params = Type.Object(
   {

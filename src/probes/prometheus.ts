@@ -18,10 +18,10 @@ import { Value } from '@sinclair/typebox/value';
 import type { Agent } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
-import { lazy } from './lazy.js';
+import { commonjs, lazy } from './lazy.js';
 import { scrubSecrets } from './shared.js';
 
-const undici = lazy(() => import('undici'));
+const undici = lazy(() => import('undici').then(commonjs));
 
 /** Loads what ApiClient needs: the `load` of every kind built on it (alertmanager, grafana, jaeger, loki). */
 export const loadApiClient = (): Promise<unknown> => undici();

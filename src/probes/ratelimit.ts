@@ -8,10 +8,10 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
 import { reasonFromError, type Reason } from '../reasons.js';
-import { lazy } from './lazy.js';
+import { commonjs, lazy } from './lazy.js';
 import { defineProbe, ProbeError, type Observation } from './types.js';
 
-const undici = lazy(() => import('undici'));
+const undici = lazy(() => import('undici').then(commonjs));
 
 /** Hard limits, applied in code even to params that bypassed the schema. */
 export const HARD_MAX = { requests: 500, ratePerSecond: 200, concurrency: 50 } as const;

@@ -6,11 +6,11 @@
 import { stat, open } from 'node:fs/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import { reasonFromError, type Reason } from '../reasons.js';
-import { lazy } from './lazy.js';
+import { commonjs, lazy } from './lazy.js';
 import { s3Client, s3Error, s3Sdk } from './s3.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 
-const undici = lazy(() => import('undici'));
+const undici = lazy(() => import('undici').then(commonjs));
 
 export const FORMATS = ['go-cover', 'istanbul', 'k6', 'lighthouse', 'trivy', 'npm-audit', 'json', 'text'] as const;
 type Format = (typeof FORMATS)[number];

@@ -6,11 +6,11 @@
 import type { S3Client, S3ClientConfig, _Object } from '@aws-sdk/client-s3';
 import { Type, type Static } from '@sinclair/typebox';
 import { reasonFromError } from '../reasons.js';
-import { lazy } from './lazy.js';
+import { commonjs, lazy } from './lazy.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 
 /** The AWS SDK's S3 client, loaded by the first run that needs it (this kind's and report's). */
-export const s3Sdk = lazy(() => import('@aws-sdk/client-s3'));
+export const s3Sdk = lazy(() => import('@aws-sdk/client-s3').then(commonjs));
 
 const ENV_NAME = { pattern: '^[A-Za-z_][A-Za-z0-9_]*$', 'x-hint': 'an environment variable name' };
 
