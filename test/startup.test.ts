@@ -44,7 +44,12 @@ interface Loaded {
   own: string[];
   /** Every module, relative to the repository. */
   files: string[];
+  /** Node's built-in modules (`internal/deps/undici/undici` is global fetch's client). */
+  builtins: Set<string>;
 }
+
+/** What Node compiles on a process's first fetch(): about a `node -e 0` of start-up on its own. */
+const FETCH = 'internal/deps/undici/undici';
 
 function traceEnv(): { env: NodeJS.ProcessEnv; read: () => Loaded } {
   if (!harness) {
@@ -74,12 +79,15 @@ function traceEnvFor(file: string): { env: NodeJS.ProcessEnv; read: () => Loaded
     env: { NODE_OPTIONS: `--import=${HOOK}`, MODULE_TRACE_FILE: file },
     read: () => {
       const root = resolve('.') + '/';
-      const loaded = [...new Set(readFileSync(file, 'utf8').split('\n').filter(Boolean))].map((p) => p.replace(root, ''));
+      const lines = [...new Set(readFileSync(file, 'utf8').split('\n').filter(Boolean))];
+      const builtins = new Set(lines.filter((l) => l.startsWith('builtin:')).map((l) => l.slice('builtin:'.length)));
+      const loaded = lines.filter((l) => !l.startsWith('builtin:')).map((p) => p.replace(root, ''));
       const paths = [...new Set(loaded.flatMap(modulesOf))].map((p) => `/${p}`);
       return {
         packages: new Set(paths.map(packageOf).filter((p) => p !== '.' && !harness?.has(p))),
         own: paths.filter((p) => packageOf(p) === '.').map((p) => p.slice(1)),
         files: paths.map((p) => p.slice(1)),
+        builtins,
       };
     },
   };
@@ -127,6 +135,12 @@ t.test('the tracer sees what a command loads, lazily loaded clients included', a
   t.ok(r.packages.has('undici'), 'an http check loads undici');
   t.ok(r.packages.has('commander'));
   t.ok(r.own.includes('dist/cli/check.js'));
+  // And it sees Node's own modules: fetch() compiles its bundled client on first use.
+  const tr = traceEnv();
+  // Port 1 refuses at once (spawnSync blocks this process, so a listener here could not answer).
+  const f = spawnSync(process.execPath, ['--input-type=module', '-e', "await fetch('http://127.0.0.1:1/').catch(() => {})"], { env: { ...process.env, ...tr.env }, timeout: 120_000 });
+  t.equal(f.status, 0, String(f.stderr));
+  t.ok(tr.read().builtins.has(FETCH), 'a process that calls fetch() loads Node\'s bundled undici');
 });
 
 t.test('--version and --help load commander and nothing else', async (t) => {
@@ -134,16 +148,19 @@ t.test('--version and --help load commander and nothing else', async (t) => {
     const r = await traced(args);
     t.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     t.same([...r.packages], ['commander'], `${args.join(' ')} loads only commander`);
+    t.notOk(r.builtins.has(FETCH), `${args.join(' ')} does not load fetch's client`);
     t.notOk(r.own.some((f) => /^dist\/(config\/load|probes|store|http|scheduler|service)/.test(f)), `${args.join(' ')}: ${r.own.join(', ')}`);
   }
 });
 
-t.test('gate loads no checklist code and no client library', async (t) => {
+t.test('gate loads no checklist code, no client library and not fetch', async (t) => {
   const { port, close } = await listening();
   close();
   const r = await traced(['gate', '--url', `http://127.0.0.1:${port}`, '--timeout', '1s', '--interval', '200ms']);
   t.equal(r.code, 3, r.stderr);
+  t.match(r.stderr, /ECONNREFUSED/, 'gate did try to reach the service');
   t.same([...r.packages], ['commander']);
+  t.notOk(r.builtins.has(FETCH), 'gate asks with node:http, not fetch (compiling fetch\'s client cost more than the rest of gate)');
   t.notOk(r.own.some((f) => /^dist\/(config\/load|probes|store|http|scheduler|service)/.test(f)), r.own.join(', '));
 });
 
@@ -152,6 +169,7 @@ t.test('validate of the shipped checklist checks every param without loading a c
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /offgridflow.yaml: ok, \d+ checks/);
   for (const p of HEAVY) t.notOk(r.packages.has(p), `validate does not load ${p}`);
+  t.notOk(r.builtins.has(FETCH), 'validate does not load fetch\'s client');
   // The validators were compiled by the build: ajv's compiler is not loaded, only its runtime helpers.
   t.ok(r.files.includes('dist/config/validators.cjs'), 'the precompiled validators are used');
   t.same(r.files.filter((f) => f.startsWith('node_modules/ajv/') && !f.startsWith('node_modules/ajv/dist/runtime/')), [], 'ajv itself is not loaded');

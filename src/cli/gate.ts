@@ -1,8 +1,9 @@
 // `readiness gate`: polls a running service's /readiness until it is ready or the timeout
-// passes. Needs nothing but fetch: no loader, no probes.
+// passes. Needs nothing but node:http (src/cli/request.ts): no loader, no probes, no fetch.
 import { fetchCause } from '../reasons.js';
 import type { describe } from '../state.js';
 import { EXIT, filtersFrom, UsageError, type FilterOptions, type Io } from './common.js';
+import { requestJson } from './request.js';
 
 export async function gate(
   o: { url: string; timeout: number; interval: number } & FilterOptions,
@@ -23,15 +24,15 @@ export async function gate(
   for (;;) {
     const remaining = deadline - Date.now();
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(Math.max(1000, Math.min(10_000, remaining))), headers: { accept: 'application/json' } });
-      const body = (await res.json().catch(() => undefined)) as
+      const res = await requestJson(url, { headers: { accept: 'application/json' }, timeoutMs: Math.max(1000, Math.min(10_000, remaining)) });
+      const body = res.json as
         | { ready?: boolean; failing?: ReturnType<typeof describe>[]; message?: string; rollback?: { recommended: boolean; failing: string[] } }
         | undefined;
       if (res.status === 400) {
         io.err(`gate: the service rejected the request: ${body?.message ?? res.statusText}`);
         return EXIT.USAGE;
       }
-      if ((res.status === 200 || res.status === 503) && body && typeof body.ready === 'boolean') {
+      if ((res.status === 200 || res.status === 503) && body && typeof body === 'object' && typeof body.ready === 'boolean') {
         reachedOnce = true;
         lastError = '';
         if (body.ready) {
@@ -46,7 +47,7 @@ export async function gate(
           lastFailing = failing;
         }
       } else {
-        lastError = `unexpected answer: HTTP ${res.status} ${res.headers.get('content-type') ?? ''}`.trim();
+        lastError = `unexpected answer: HTTP ${res.status} ${res.contentType}`.trim();
         io.err(`gate: ${lastError}`);
       }
     } catch (err) {

@@ -3,6 +3,7 @@
 import { parseDuration } from '../config/duration.js';
 import { fetchCause } from '../reasons.js';
 import { EXIT, type Io } from './common.js';
+import { requestJson } from './request.js';
 
 /** attest, revoke, deploy-mark: rejected or unreachable; migrate: failed. */
 const FAILED = 1;
@@ -22,14 +23,14 @@ async function post(io: Io, base: string, path: string, body: unknown): Promise<
     return { code: EXIT.USAGE };
   }
   try {
-    const res = await fetch(url, {
+    const res = await requestJson(url, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
+      timeoutMs: 30_000,
     });
-    const json = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
-    if (!res.ok) {
+    const json = res.json !== null && typeof res.json === 'object' && !Array.isArray(res.json) ? (res.json as Record<string, unknown>) : undefined;
+    if (res.status < 200 || res.status > 299) {
       io.err(`rejected (HTTP ${res.status}): ${String(json?.message ?? res.statusText)}`);
       return { code: FAILED };
     }

@@ -2,7 +2,8 @@
 // every module the process loads, one per line, to the file named by MODULE_TRACE_FILE.
 // ES modules are seen by a load hook (which runs on its own thread and writes as it goes);
 // CommonJS modules, which a CommonJS package require()s without the ESM loader, are read
-// from the require cache when the process exits. Used by test/startup.test.ts and bench/.
+// from the require cache when the process exits, and Node's built-in modules from
+// process.moduleLoadList. Used by test/startup.test.ts and bench/.
 import { appendFileSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
 import process from 'node:process';
@@ -21,6 +22,9 @@ if (out) {
   const cache = createRequire(import.meta.url).cache;
   process.on('exit', () => {
     const paths = Object.keys(cache);
-    if (paths.length) appendFileSync(out, `${paths.join('\n')}\n`);
+    // Node's own modules, as `builtin:<id>` lines: global fetch() compiles the bundled undici
+    // (internal/deps/undici/undici) on first use, which no file path shows.
+    const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => `builtin:${m.slice('NativeModule '.length)}`);
+    appendFileSync(out, [...paths, ...builtins].map((l) => `${l}\n`).join(''));
   });
 }
