@@ -52,15 +52,44 @@ export interface Ran {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
+/**
+ * The wall time of `readiness --version` now, measured once per test process: what one
+ * start-up of the command costs on this machine under its current load (2 shared cores and
+ * other suites beside this one can make it 10x a quiet machine's).
+ */
+let measured: Promise<number> | undefined;
+export function measuredStartupMs(): Promise<number> {
+  measured ??= (async () => {
+    const t0 = performance.now();
+    const r = await spawnCli(['--version'], {}, 600_000);
+    if (r.code !== 0) throw new Error(`readiness --version exited ${r.code}: ${r.stderr}`);
+    return performance.now() - t0;
+  })();
+  return measured;
+}
+
+/**
+ * A deadline for something that costs about `startups` command start-ups, never shorter than
+ * `floorMs`: deadlines scale with the machine's measured speed instead of being fixed guesses.
+ */
+export async function startupDeadline(startups: number, floorMs: number): Promise<number> {
+  return Math.max(floorMs, Math.ceil(startups * (await measuredStartupMs())));
+}
+
+/** Runs the command; killed after `timeoutMs` (default: 60 s, or 100 measured start-ups when longer). */
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
   assertBuilt();
+  return spawnCli(args, opts.env ?? {}, opts.timeoutMs ?? (await startupDeadline(100, 60_000)));
+}
+
+function spawnCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(CLI[0], [...CLI.slice(1), ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(CLI[0], [...CLI.slice(1), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -70,9 +99,11 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
 }
 
 /**
- * Starts `readiness serve` and resolves once it answers /healthz within `startTimeoutMs`:
- * generous by default, since on a loaded machine (several suites on 2 cores) start-up alone
- * can take 20 s. Killed in teardown.
+ * Starts `readiness serve` and resolves once it answers /healthz. The deadline is derived from
+ * the measured start-up of the command (100 of them: serving the shipped checklist costs about
+ * ten on a quiet machine), never shorter than `startTimeoutMs`: on a loaded machine (several
+ * suites on 2 cores) start-up alone has taken 20 s, and a fixed guess failed there. Killed in
+ * teardown.
  */
 export async function startServe(
   t: { teardown: (fn: () => unknown) => void },
@@ -94,7 +125,8 @@ export async function startServe(
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + startTimeoutMs;
+  const budget = await startupDeadline(100, startTimeoutMs);
+  const deadline = Date.now() + budget;
   for (;;) {
     try {
       const res = await fetch(`${url}/healthz`);
@@ -102,7 +134,8 @@ export async function startServe(
     } catch {
       // not up yet
     }
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`serve did not start:\n${out}`);
+    if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode} before it answered /healthz:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`serve did not answer /healthz within ${budget} ms (100 measured start-ups of ${Math.round(await measuredStartupMs())} ms, at least ${startTimeoutMs}):\n${out}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   return { child, url, output: () => out, exited };
