@@ -41,7 +41,7 @@ const REQUIRED: Record<string, string[] | 'whole'> = {
 };
 
 /** Test files that start servers, browsers or clusters: never run per mutant. */
-const SLOW = /(e2e|ha|outage|durability|startup|serve|serving|store|store-scale|deploy|deploy-run|deploy-tools|ui-browser|dockerfile|unconfigured|alerts|dashboards)\.test\.ts$/;
+const SLOW = /\/(e2e|ha|outage|durability|startup|serve|serving|store|store-scale|deploy|deploy-run|deploy-tools|ui-browser|dockerfile|unconfigured|alerts|dashboards)\.test\.ts$/;
 
 // Plain JavaScript modules: imported by a computed path (no declaration files to type them).
 const CONFIG = '../stryker.config.mjs';
