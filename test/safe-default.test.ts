@@ -173,6 +173,10 @@ t.test('every host the shipped checklist reaches comes from the environment', as
   const ports = await loadChecklistFile(DEFAULT_CONFIG, { ...env, API_TLS_PORT: '8443', APP_TLS_PORT: '9443' });
   t.match(ports.ok && ports.checklist.byId.get('tls-api-expiry')!.params, { host: '127.0.0.1', port: 8443 }, 'API_TLS_PORT sets the API TLS port');
   t.match(ports.ok && ports.checklist.byId.get('tls-app-expiry')!.params, { port: 9443 }, 'APP_TLS_PORT sets the app TLS port');
+  const ns = await loadChecklistFile(DEFAULT_CONFIG, { ...env, K8S_NAMESPACE: 'shop' });
+  const queries = ns.ok ? ns.checklist.checks.filter((c) => c.kind === 'prometheus' || c.kind === 'loki').map((c) => String(c.params.query ?? '')).filter((q) => q.includes('namespace=')) : [];
+  t.ok(queries.length >= 9, `${queries.length} queries select the app by namespace`);
+  t.same(queries.filter((q) => /namespace="(?!shop")/.test(q)), [], 'K8S_NAMESPACE sets the namespace in every PromQL and LogQL query');
   const credentials = res.checklist.checks.filter((c) => c.kind === 'credential');
   t.equal(credentials.length, 5);
   for (const c of credentials) t.equal(c.params.baseUrl, 'http://127.0.0.1:9', `${c.id}: its provider endpoint comes from the environment`);
