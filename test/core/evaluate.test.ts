@@ -136,3 +136,14 @@ t.test('runCheck: error message, reason and redaction of the result', async (t) 
   const str = await runCheck(makeDef(() => Promise.reject('plain string')), { log });
   t.match(str, { state: 'error', message: 'plain string' });
 });
+
+t.test('a marksDeployment check reports the release it saw, timed when the probe knows when', async (t) => {
+  const run = (fields: Record<string, unknown>, marks = true) => runCheck(makeDef(() => ({ fields }), { marksDeployment: marks }), { log });
+  t.same((await run({ version: '1.4.2', rolled_out_at: 1_700_000_000 })).release, { version: '1.4.2', at: 1_700_000_000_000 }, 'seconds become ms');
+  t.same((await run({ version: '1.4.2' })).release, { version: '1.4.2' }, 'no time: none made up');
+  t.same((await run({ version: '1.4.2', rolled_out_at: Infinity })).release, { version: '1.4.2' });
+  t.same((await run({ version: '1.4.2', rolled_out_at: '1700000000' })).release, { version: '1.4.2' }, 'a time must be a number');
+  t.equal((await run({ version: '' })).release, undefined, 'an empty version is no release');
+  t.equal((await run({ version: 7 })).release, undefined, 'nor is a number');
+  t.equal((await run({ version: '1.4.2' }, false)).release, undefined, 'only marksDeployment checks report one');
+});
