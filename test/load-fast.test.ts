@@ -126,3 +126,29 @@ t.test('a validator whose schema changed since the build is compiled again, not 
   t.notOk(v({ url: 'http://x' }), 'the changed schema is the one applied');
   t.match(v.errors, [{ keyword: 'required', params: { missingProperty: 'mustExist' } }]);
 });
+
+t.test('a valid file is never parsed into yaml\'s node tree; one with a problem is, with positions', async (t) => {
+  const { loadChecklist, yamlParses } = await import('../src/config/load.js');
+  const shipped = readFileSync('probes/offgridflow.yaml', 'utf8');
+  const before = yamlParses.count;
+  const ok = loadChecklist(shipped, 'probes/offgridflow.yaml', {});
+  t.ok(ok.ok, 'the shipped checklist loads');
+  t.equal(yamlParses.count, before, 'the shipped checklist (titles with "#" quoted) needs no node tree');
+  const bad = loadChecklist(shipped.replace(/^checklist: .*$/m, 'checklist: [not, a, name]'), 'probes/offgridflow.yaml', {});
+  t.notOk(bad.ok);
+  t.equal(yamlParses.count, before + 1, 'a file with a diagnostic is parsed once, for its positions');
+  if (!bad.ok) t.match(bad.diagnostics[0], { line: Number, col: Number });
+});
+
+t.test('titles that may carry a comment are looked up in yaml\'s nodes; the rest need none', async (t) => {
+  const { titlesMayCarryComments } = await import('../src/config/yaml.js');
+  const doc = (title: string, next = '    section: x\n') => `checks:\n  - id: a\n    title: ${title}\n${next}`;
+  t.ok(titlesMayCarryComments(doc('Slack #alerts')), 'a comment on the title\'s line');
+  t.ok(titlesMayCarryComments(doc('Slack', '      continued #here\n    section: x\n')), 'a continuation line');
+  t.ok(titlesMayCarryComments(doc('Slack', '    # a note\n    section: x\n')), 'a comment line after it');
+  t.ok(titlesMayCarryComments(doc('', '      Slack #alerts\n')), 'a title on the next line');
+  t.ok(titlesMayCarryComments('checks: [{id: a, title: Slack #x\n}]\n'), 'flow style with "#"');
+  t.notOk(titlesMayCarryComments(doc('"Slack #alerts"')), 'quoted');
+  t.notOk(titlesMayCarryComments(doc('C# and F#')), '"#" inside a word is no comment');
+  t.notOk(titlesMayCarryComments(doc('Plain title')), 'plain, followed by the next key');
+});

@@ -19,7 +19,7 @@ import type { MissingConfig, ProbeKind } from '../probes/types.js';
 import { intrusiveAllowed, intrusiveMissing, mergeMissing, missingVariables, propagateUnconfigured, unconfiguredMessage } from './missing.js';
 import { parseDuration } from './duration.js';
 import { substituteEnv, type Substituted } from './env.js';
-import { readYamlFast } from './yaml.js';
+import { readYamlFast, titlesMayCarryComments } from './yaml.js';
 import { CheckSchema, ChecklistSchema, DefaultsSchema, type RawCheck, type RawChecklist } from './schema.js';
 import type { CheckDef, Checklist, Diagnostic } from './types.js';
 import { lazyValidator, validatorFor, type Validator } from './validators.js';
@@ -143,11 +143,15 @@ function unexpected(file: string, err: unknown): Diagnostic {
   return { file, line: 1, col: 1, message: `cannot load the checklist: ${why.replace(/\s+/g, ' ').slice(0, 300)}` };
 }
 
+/** How many documents were parsed with `yaml`'s node tree: a valid file needs none (test/load-fast.test.ts). */
+export const yamlParses = { count: 0 };
+
 /**
  * Parses with `yaml`, which keeps every node's position for the diagnostics. Every document:
  * a second one is an error, not silently dropped.
  */
 function parseWithPositions(text: string): { docs: Document[]; lines: LineCounter } {
+  yamlParses.count++;
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'silent' });
   return { docs: Array.isArray(docs) ? docs : [], lines };
@@ -156,6 +160,8 @@ function parseWithPositions(text: string): { docs: Document[]; lines: LineCounte
 /** Collects diagnostics against positions in one parsed document. */
 class Reporter {
   readonly diagnostics: Diagnostic[] = [];
+  /** False when no title can carry a YAML comment: the check then needs no node tree. */
+  titleComments = true;
   #parsed: { docs: Document[]; lines: LineCounter } | undefined;
   constructor(
     readonly file: string,
@@ -231,6 +237,8 @@ function loadText(text: string, file: string, env: NodeJS.ProcessEnv): LoadResul
   // parse it with `yaml` only when there is something to report.
   let raw = readYamlFast(text);
   const r = new Reporter(file, () => parseWithPositions(text));
+  // Whether a title's comment must be looked for in `yaml`'s nodes (src/config/yaml.ts).
+  r.titleComments = raw === undefined || titlesMayCarryComments(text);
   if (raw === undefined) {
     const { docs, lines } = r.parsed;
     if (docs.length !== 1) {
@@ -517,7 +525,7 @@ function buildCheck(
   const at = (...p: (string | number)[]) => ['checks', i, ...p];
   // `title: Slack #alerts channel` is the title "Slack": an unquoted " #" starts a YAML
   // comment. A title is the checklist line as a person reads it, never silently cut.
-  const titleNode = r.doc.getIn(at('title'), true);
+  const titleNode = r.titleComments ? r.doc.getIn(at('title'), true) : undefined;
   if (isScalar(titleNode) && titleNode.type === 'PLAIN' && titleNode.comment !== undefined && !broken.has('title')) {
     r.at(at('title'), `title is cut at " #": YAML reads the rest of the line as a comment; quote the title: "${String(titleNode.value)} #${titleNode.comment}"`);
   }

@@ -60,17 +60,17 @@ export function compiler(flavour: Flavour, extra: Record<string, unknown> = {}):
   return ajv;
 }
 
-const cache = new Map<string, ValidateFunction>();
+/** Per schema object: a schema changed at run time (a test, a plugin) never gets another's validator. */
+const cache: Record<Flavour, WeakMap<TSchema, ValidateFunction>> = { document: new WeakMap(), params: new WeakMap() };
 
 /** The validator for `schema` under `name` (`checklist`, `check`, or a probe kind): precompiled when current. */
 export function validatorFor<T = unknown>(flavour: Flavour, name: string, schema: TSchema): ValidateFunction<T> {
-  const key = `${flavour}:${name}`;
-  let v = cache.get(key);
+  let v = cache[flavour].get(schema);
   if (!v) {
     const pre = loadPrecompiled();
     const fn = pre?.validators[flavour][name];
     v = fn && pre.fingerprints[flavour][name] === fingerprint(schema) ? fn : compiler(flavour).compile(schema);
-    cache.set(key, v);
+    cache[flavour].set(schema, v);
   }
   return v as ValidateFunction<T>;
 }

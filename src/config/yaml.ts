@@ -98,3 +98,33 @@ export function readYamlFast(text: string): unknown {
   }
   return value;
 }
+
+const TITLE_KEY = /^([ \t]*(?:-[ \t]+)?)title[ \t]*:(.*)$/;
+
+/**
+ * Whether a check's `title` may have a YAML comment attached, which the loader reports (an
+ * unquoted " #" cuts the title). Only `yaml`'s node tree says so for certain; this looks at the
+ * text, errs on the side of "may", and lets a file without such a title skip that parse: a
+ * plain title with " #" on its line, a title whose value starts on a later line, or one followed
+ * by a more indented line or a comment line; and any title in flow style on a line with "#".
+ */
+export function titlesMayCarryComments(text: string): boolean {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (!line.includes('title')) continue;
+    const m = TITLE_KEY.exec(line);
+    if (!m) {
+      if (/\btitle[ \t]*:/.test(line) && line.includes('#')) return true;
+      continue;
+    }
+    const v = m[2]!.trim();
+    if (v === '' || v.startsWith('#')) return true;
+    if (v.startsWith('"') || v.startsWith("'") || v.startsWith('|') || v.startsWith('>')) continue;
+    if (/[ \t]#/.test(v)) return true;
+    const keyCol = m[1]!.length;
+    const next = lines.slice(i + 1).find((l) => l.trim() !== '');
+    if (next !== undefined && (next.trimStart().startsWith('#') || next.length - next.trimStart().length > keyCol)) return true;
+  }
+  return false;
+}
