@@ -2,11 +2,13 @@
 // Parsed once when the checklist loads into a small closure tree; nothing is ever eval'd.
 // Operators: == != < <= > >= =~ !~. Literals: numbers, durations (30d, 500ms: converted
 // to the field's unit), quoted strings, true/false.
+// Regexes are RE2 (src/regex.ts): linear time whatever the pattern and the target's text.
 import { parseDuration } from './config/duration.js';
 import type { FieldSpec, FieldSpecs } from './probes/types.js';
+import { RegexSyntaxError, SafeRegex } from './regex.js';
 
 export type Op = '==' | '!=' | '<' | '<=' | '>' | '>=' | '=~' | '!~';
-type Literal = number | string | boolean | RegExp;
+type Literal = number | string | boolean | SafeRegex;
 
 export interface Condition {
   /** The condition as written. */
@@ -98,9 +100,10 @@ export function parseCondition(source: string, fields: FieldSpecs): Condition {
   if (regexOp) {
     if (typeof literal !== 'string') throw new ConditionError(`${op} needs a quoted regular expression`, litCol);
     try {
-      return { source, field, len, op, literal: new RegExp(literal) };
+      return { source, field, len, op, literal: SafeRegex.compile(literal) };
     } catch (err) {
-      throw new ConditionError(`invalid regular expression: ${(err as Error).message}`, litCol);
+      if (!(err instanceof RegexSyntaxError)) throw err;
+      throw new ConditionError(`invalid regular expression: ${err.message}`, litCol);
     }
   }
   const ordering = op !== '==' && op !== '!=';
@@ -162,22 +165,41 @@ function show(v: unknown): string {
   return JSON.stringify(v) ?? 'undefined';
 }
 
-export function evaluateCondition(c: Condition, fields: Record<string, unknown>): ConditionResult {
-  let actual = resolveField(fields, c.field);
+/** The value a condition compares: the field, or its length; undefined when missing. */
+function actualOf(c: Condition, fields: Record<string, unknown>): unknown {
+  const actual = resolveField(fields, c.field);
+  if (actual === undefined || actual === null) return undefined;
+  if (c.len) return typeof actual === 'string' || Array.isArray(actual) ? actual.length : Object.keys(actual as object).length;
+  return actual;
+}
+
+const regexText = (actual: unknown) => (typeof actual === 'string' ? actual : (JSON.stringify(actual) ?? ''));
+
+/**
+ * Evaluates on the caller's thread. For a regex condition over a long text (a response
+ * body) use evaluateConditionAsync, which matches long texts off the event loop.
+ */
+export function evaluateCondition(c: Condition, fields: Record<string, unknown>, matched?: boolean): ConditionResult {
+  const actual = actualOf(c, fields);
   const label = c.len ? `len(${c.field})` : c.field;
-  if (actual === undefined || actual === null) {
+  if (actual === undefined) {
     return { ok: false, actual: undefined, text: `${c.source} is false (${c.field} is missing)` };
   }
-  if (c.len) {
-    actual = typeof actual === 'string' || Array.isArray(actual) ? actual.length : Object.keys(actual as object).length;
-  }
-  const ok = compare(c.op, actual, c.literal);
+  const ok = compare(c.op, actual, c.literal, matched);
   return { ok, actual, text: `${c.source} is ${ok ? 'true' : 'false'} (${label} = ${show(actual)})` };
 }
 
-function compare(op: Op, actual: unknown, lit: Literal): boolean {
-  if (lit instanceof RegExp) {
-    const matched = lit.test(typeof actual === 'string' ? actual : JSON.stringify(actual));
+/** Like evaluateCondition; a regex over a long text is matched in the regex worker. */
+export async function evaluateConditionAsync(c: Condition, fields: Record<string, unknown>): Promise<ConditionResult> {
+  if (!(c.literal instanceof SafeRegex)) return evaluateCondition(c, fields);
+  const actual = actualOf(c, fields);
+  if (actual === undefined) return evaluateCondition(c, fields);
+  return evaluateCondition(c, fields, await c.literal.test(regexText(actual)));
+}
+
+function compare(op: Op, actual: unknown, lit: Literal, precomputed?: boolean): boolean {
+  if (lit instanceof SafeRegex) {
+    const matched = precomputed ?? lit.testSync(regexText(actual));
     return op === '=~' ? matched : !matched;
   }
   if (typeof lit === 'number') {

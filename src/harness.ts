@@ -3,7 +3,7 @@
 // against the check's conditions. Probe kinds only measure; everything else is here.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import { evaluateCondition, resolveField } from './conditions.js';
+import { evaluateCondition, evaluateConditionAsync, resolveField } from './conditions.js';
 import type { CheckDef } from './config/types.js';
 import { ProbeError, type Observation } from './probes/types.js';
 import { reasonFromError, type Reason } from './reasons.js';
@@ -94,7 +94,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
     if (reason === 'error') log().warn({ err: thrown }, 'probe threw');
     result = { ...base, state: 'error', reason, message: msg || reason, conditions: [] };
   } else {
-    result = { ...base, ...evaluate(def, obs) };
+    result = { ...base, ...(await evaluateAsync(def, obs)) };
     const version = obs.fields.version;
     if (def.marksDeployment && typeof version === 'string' && version !== '') {
       const at = obs.fields.rolled_out_at;
@@ -107,8 +107,27 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
   return result;
 }
 
-/** Decides pass/warn/fail/error from one observation. */
-export function evaluate(def: CheckDef, obs: Observation): Omit<RunResult, 'check' | 'startedAt' | 'finishedAt' | 'durationMs'> {
+type Decision = Omit<RunResult, 'check' | 'startedAt' | 'finishedAt' | 'durationMs'>;
+type Outcome = (c: CheckDef['expect'][number]) => ConditionOutcome;
+
+/**
+ * Decides pass/warn/fail/error from one observation, on the caller's thread (regexes are RE2:
+ * linear, but a long body is still work). runCheck uses evaluateAsync.
+ */
+export function evaluate(def: CheckDef, obs: Observation): Decision {
+  return decide(def, obs, (c) => ({ source: c.source, ...pick(evaluateCondition(c, obs.fields)) }));
+}
+
+/** Like evaluate; regex conditions over long texts (a response body) are matched off the event loop. */
+export async function evaluateAsync(def: CheckDef, obs: Observation): Promise<Decision> {
+  if (obs.error || obs.noData) return evaluate(def, obs);
+  const all = [...def.expect, ...def.warn];
+  const results = await Promise.all(all.map((c) => evaluateConditionAsync(c, obs.fields)));
+  const byCondition = new Map(all.map((c, i) => [c, results[i]!]));
+  return decide(def, obs, (c) => ({ source: c.source, ...pick(byCondition.get(c)!) }));
+}
+
+function decide(def: CheckDef, obs: Observation, outcome: Outcome): Decision {
   const value = pickValue(def, obs);
   const withValue = value === undefined ? {} : { value };
   if (obs.error) return { state: 'error', reason: obs.error.reason, message: obs.error.message, conditions: [], ...withValue };
@@ -117,8 +136,8 @@ export function evaluate(def: CheckDef, obs: Observation): Omit<RunResult, 'chec
     if (def.onNoData === 'pass') return { state: 'pass', message, conditions: [] };
     return { state: def.onNoData, reason: 'no-data', message, conditions: [] };
   }
-  const expect: ConditionOutcome[] = def.expect.map((c) => ({ source: c.source, ...pick(evaluateCondition(c, obs.fields)) }));
-  const warn: ConditionOutcome[] = def.warn.map((c) => ({ source: c.source, ...pick(evaluateCondition(c, obs.fields)) }));
+  const expect = def.expect.map(outcome);
+  const warn = def.warn.map(outcome);
   const conditions = [...expect, ...warn];
   if (obs.failure) return { state: 'fail', reason: obs.failure.reason, message: obs.failure.message, conditions, ...withValue };
   const failed = expect.filter((c) => !c.ok);

@@ -9,7 +9,7 @@
 // value (session tokens) are kept out of messages.
 import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
-import { ConditionError, evaluateCondition, parseCondition, resolveField, type Condition } from '../conditions.js';
+import { ConditionError, evaluateConditionAsync, parseCondition, resolveField, type Condition } from '../conditions.js';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { defineProbe, ProbeError, type FieldSpecs, type Observation } from './types.js';
 import { commonjs, lazy } from './lazy.js';
@@ -295,7 +295,7 @@ export default defineProbe({
           return fail(i, step, reason, `${seen}: expected ${want}, got ${status}`);
         }
         for (const c of conditionsOf(step)) {
-          const r = evaluateCondition(c, stepFields);
+          const r = await evaluateConditionAsync(c, stepFields);
           if (!r.ok) return fail(i, step, 'condition', `${seen}: ${r.text}`);
         }
         for (const [name, from] of Object.entries(step.capture ?? {})) {

@@ -17,6 +17,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Agent } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
+import { RegexSyntaxError, SafeRegex } from '../regex.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 import { commonjs, lazy } from './lazy.js';
 import { scrubSecrets } from './shared.js';
@@ -745,31 +746,23 @@ export interface LabelMatcher {
   op: MatchOp;
   value: string;
   /** For =~ and !~: the value anchored at both ends, as Prometheus and Alertmanager do. */
-  re?: RegExp;
+  re?: SafeRegex;
 }
 
 const MATCHER_RE = /^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|=|!=|!~)\s*([\s\S]*?)\s*$/;
 
 /**
- * A Go (RE2) regular expression as an anchored JavaScript one. Leading inline flags (?i) and
- * (?s) become JavaScript flags and (?P<name>...) becomes (?<name>...); other RE2-only syntax
- * throws, so it is reported at load rather than matched differently.
+ * A Go (RE2) regular expression anchored at both ends, as Prometheus and Alertmanager anchor
+ * them: RE2 itself (src/regex.ts), so every Go regex means the same here, (?i), (?P<name>),
+ * \pL and \Q...\E included, and matching is linear whatever the label values (the target's).
  */
-export function anchoredRegex(source: string): RegExp {
-  let body = source;
-  let flags = '';
-  const lead = /^\(\?([imsU]+)\)/.exec(body);
-  if (lead) {
-    for (const f of lead[1]!) {
-      if (f === 'i' || f === 's') flags += f;
-      else throw new Error(`regex flag (?${f}) is not supported here`);
-    }
-    body = body.slice(lead[0].length);
+export function anchoredRegex(source: string): SafeRegex {
+  try {
+    return SafeRegex.compile(`^(?:${source})$`);
+  } catch (err) {
+    if (err instanceof RegexSyntaxError) throw new Error(err.message);
+    throw err;
   }
-  body = body.replace(/\(\?P</g, '(?<');
-  if (/\(\?[a-zA-Z]/.test(body.replace(/\(\?<[=!]?/g, ''))) throw new Error(`inline regex flags are only supported at the start: ${JSON.stringify(source)}`);
-  if (/\\[QEzCpP]/.test(body)) throw new Error(`RE2-only escape in ${JSON.stringify(source)} is not supported here`);
-  return new RegExp(`^(?:${body})$`, flags);
 }
 
 export function labelMatcher(name: string, op: MatchOp, value: string): LabelMatcher {
@@ -851,9 +844,9 @@ export function matchesOne(m: LabelMatcher, labels: Readonly<Record<string, stri
     case '!=':
       return v !== m.value;
     case '=~':
-      return m.re!.test(v);
+      return m.re!.testSync(v);
     case '!~':
-      return !m.re!.test(v);
+      return !m.re!.testSync(v);
   }
 }
 

@@ -6,6 +6,7 @@
 import { stat, open } from 'node:fs/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import { reasonFromError, type Reason } from '../reasons.js';
+import { SafeRegex } from '../regex.js';
 import { commonjs, lazy } from './lazy.js';
 import { s3Client, s3Error, s3Sdk } from './s3.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
@@ -283,18 +284,19 @@ function npmAudit(text: string): Extracted {
   return { fields, value: fields.critical_high, summary: `${fields.total} vulnerable packages: ${countsSummary(c)}` };
 }
 
-function text(body: string, pattern: string | undefined): Extracted {
+/** The pattern is RE2 (linear time) and a long body is matched off the event loop: the report's text is the target's. */
+async function text(body: string, pattern: string | undefined): Promise<Extracted> {
   if (pattern === undefined) return { fields: { body }, summary: `${body.length} characters` };
-  const m = new RegExp(pattern, 'm').exec(body);
+  const m = await SafeRegex.compile(pattern, { multiline: true }).exec(body);
   if (!m) return { fields: { body }, summary: `no match for ${pattern}` };
-  const match = m[1] ?? m[0];
+  const match = m[1] ?? m[0] ?? '';
   const n = Number(match);
   const fields: Record<string, unknown> = { body, match };
   if (match.trim() !== '' && Number.isFinite(n)) fields.match_number = n;
   return { fields, ...(typeof fields.match_number === 'number' && { value: n }), summary: `matched ${JSON.stringify(match.slice(0, 80))}` };
 }
 
-function extract(format: Format, body: string, p: { metric: (typeof ISTANBUL_METRICS)[number]; pattern?: string }): Extracted {
+function extract(format: Format, body: string, p: { metric: (typeof ISTANBUL_METRICS)[number]; pattern?: string }): Extracted | Promise<Extracted> {
   switch (format) {
     case 'go-cover':
       return goCover(body);
@@ -482,7 +484,7 @@ export default defineProbe({
     if (p.pattern !== undefined) {
       if (p.format !== 'text') problems.push('pattern applies to format: text only');
       try {
-        new RegExp(p.pattern);
+        SafeRegex.compile(p.pattern, { multiline: true });
       } catch (err) {
         problems.push(`pattern is not a valid regular expression: ${(err as Error).message}`);
       }
@@ -516,7 +518,7 @@ export default defineProbe({
 
     let x: Extracted;
     try {
-      x = extract(p.format, loaded.text, p);
+      x = await extract(p.format, loaded.text, p);
     } catch (err) {
       if (err instanceof ProbeError) return { fields: {}, error: { reason: err.reason, message: `${loaded.where}: ${err.message}` } };
       throw err;

@@ -6,6 +6,7 @@
 import type { S3Client, S3ClientConfig, _Object } from '@aws-sdk/client-s3';
 import { Type, type Static } from '@sinclair/typebox';
 import { reasonFromError } from '../reasons.js';
+import { SafeRegex } from '../regex.js';
 import { commonjs, lazy } from './lazy.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 
@@ -107,7 +108,7 @@ export default defineProbe({
     const problems: string[] = [];
     if (p.pattern !== undefined) {
       try {
-        new RegExp(p.pattern);
+        SafeRegex.compile(p.pattern);
       } catch (err) {
         problems.push(`pattern is not a valid regular expression: ${(err as Error).message}`);
       }
@@ -135,7 +136,8 @@ export default defineProbe({
     }
     const { GetBucketLocationCommand, ListObjectsV2Command } = await s3Sdk();
     try {
-      const keep = p.pattern ? new RegExp(p.pattern) : undefined;
+      // RE2, and a page of long keys is matched off the event loop: the keys are the bucket's.
+      const keep = p.pattern ? SafeRegex.compile(p.pattern) : undefined;
       const found: { key: string; at: number; size: number }[] = [];
       let token: string | undefined;
       let listed = 0;
@@ -155,12 +157,15 @@ export default defineProbe({
           .catch((err: unknown) => {
             throw s3Error(err, `ListObjectsV2 ${where}`, ctx);
           });
+        const candidates: { key: string; at: number; size: number }[] = [];
         for (const o of page.Contents ?? ([] as _Object[])) {
           listed++;
           if (!o.Key || !o.LastModified || o.Key.endsWith('/')) continue;
-          if ((o.Size ?? 0) < p.minSizeBytes || (keep && !keep.test(o.Key))) continue;
-          found.push({ key: o.Key, at: o.LastModified.getTime(), size: o.Size ?? 0 });
+          if ((o.Size ?? 0) < p.minSizeBytes) continue;
+          candidates.push({ key: o.Key, at: o.LastModified.getTime(), size: o.Size ?? 0 });
         }
+        const kept = keep ? await keep.testMany(candidates.map((c) => c.key)) : undefined;
+        candidates.forEach((c, i) => (kept === undefined || kept[i]) && found.push(c));
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
         if (token && listed >= p.maxObjects) {
           truncated = true;

@@ -140,7 +140,7 @@ const post = (url: string, path: string, body: unknown) =>
 suite.fault('PostgreSQL frozen by SIGSTOP: writes get 503 within the deadline, nothing lands after it, a 201 is durable', 240_000, async (t) => {
   const pg = await startPostgres(t);
   await pg.query('CREATE DATABASE readiness');
-  const svc = await startServe(t, ['-c', file, '--store-timeout', '2s'], { READINESS_API_TOKEN: TOKEN, READINESS_DATABASE_URL: pg.urlFor({ database: 'readiness' }) });
+  const svc = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, READINESS_DATABASE_URL: pg.urlFor({ database: 'readiness' }), READINESS_STORE_TIMEOUT: '2s' });
   t.teardown(() => {
     signalPostgres(pg, 'SIGCONT');
     if (!t.passing()) t.comment(svc.output().slice(-4000));
