@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadChecklistFile } from '../src/config/load.js';
 import { DEFAULT_CONFIG } from '../src/cli.js';
+import { readSeed, SEED_FILE, SEED_LINES } from './seed-lines.js';
 
 export const COVERAGE_DOC = 'docs/coverage.md';
 
@@ -15,6 +16,7 @@ export async function renderCoverage(): Promise<string> {
   if (!res.ok) throw new Error(`the shipped checklist does not load: ${res.diagnostics.map((d) => d.message).join('; ')}`);
   const bySection = new Map<string, typeof res.checklist.checks[number][]>();
   for (const c of res.checklist.checks) bySection.set(c.section, [...(bySection.get(c.section) ?? []), c]);
+  const seed = readSeed();
   const kinds = new Map<string, number>();
   for (const c of res.checklist.checks) kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
   const out = [
@@ -28,12 +30,24 @@ export async function renderCoverage(): Promise<string> {
     '`attestation` checks; the rest talk to the real system. The rollback line is the',
     '`readiness_rollback_recommended` signal, computed from the monitor-phase checks.',
     '',
+    `The "seed line" column is the line each check covers in \`${SEED_FILE}\`, a byte-for-byte`,
+    'copy of `/work/shared/seed/production-deployment-checklist.md` (the checklist the project',
+    'started from; its numbers are that file\'s lines). Each title is that line, then what',
+    'exactly the check measures. The map is `scripts/seed-lines.ts`; test/seed-titles.test.ts',
+    'keeps titles, this table and the seed in step.',
+    '',
     `By kind: ${[...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}.`,
     '',
   ];
   for (const [section, checks] of bySection) {
-    out.push(`## ${section}`, '', '| check | checklist line | probe | severity | phase |', '|---|---|---|---|---|');
-    for (const c of checks) out.push(`| \`${c.id}\` | ${c.title.replaceAll('|', '\\|')} | ${c.kind} | ${c.severity} | ${c.phase} |`);
+    out.push(`## ${section}`, '', '| check | title | seed line | probe | severity | phase |', '|---|---|---|---|---|---|');
+    for (const c of checks) {
+      const n = SEED_LINES[c.id];
+      const line = n === undefined ? undefined : seed[n - 1];
+      if (line === undefined) throw new Error(`${c.id}: no seed line in scripts/seed-lines.ts (or line ${n} is not in ${SEED_FILE})`);
+      const verbatim = `L${n}: ${line.trim().replace(/^- \[[ x]\]\s*/, '')}`;
+      out.push(`| \`${c.id}\` | ${c.title.replaceAll('|', '\\|')} | ${verbatim.replaceAll('|', '\\|')} | ${c.kind} | ${c.severity} | ${c.phase} |`);
+    }
     out.push('');
   }
   return out.join('\n');

@@ -27,11 +27,11 @@ t.test('every shipped title is its whole line: nothing is cut at "#"', async (t)
     if (c.title !== written) cut.push(`${c.id}: ${JSON.stringify(c.title)} but the line says ${JSON.stringify(written)}`);
   }
   t.same(cut, [], 'each title equals what its line says');
-  t.equal(res.checklist.byId.get('alertmanager-receiver-slack')!.title, 'Slack #alerts channel configured as a notification channel');
-  t.equal(res.checklist.byId.get('maintenance-announced')!.title, 'Maintenance window announced (#engineering, #customer-success)');
+  t.equal(res.checklist.byId.get('alertmanager-receiver-slack')!.title, 'Slack #alerts channel - configured as a notification channel');
+  t.equal(res.checklist.byId.get('maintenance-announced')!.title, 'Announce maintenance window (if required) - posted in #engineering, #customer-success');
   const coverage = readFileSync('docs/coverage.md', 'utf8');
-  t.match(coverage, '| `alertmanager-receiver-slack` | Slack #alerts channel configured as a notification channel |');
-  t.match(coverage, '| `maintenance-announced` | Maintenance window announced (#engineering, #customer-success) |');
+  t.match(coverage, '| `alertmanager-receiver-slack` | Slack #alerts channel - configured as a notification channel |');
+  t.match(coverage, '| `maintenance-announced` | Announce maintenance window (if required) - posted in #engineering, #customer-success |');
 });
 
 t.test('the loader rejects a title cut by a comment, and says how to write it', async (t) => {
