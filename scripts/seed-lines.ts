@@ -179,7 +179,7 @@ const MAC_ROMAN = new TextDecoder('macintosh');
 const FROM_MAC = new Map<string, number>();
 for (let b = 0x80; b <= 0xff; b++) FROM_MAC.set(MAC_ROMAN.decode(Uint8Array.of(b)), b);
 export function unMojibake(s: string): string {
-  return s.replace(/[^\x00-\x7f]+/g, (run) => {
+  return s.replace(/[^\p{ASCII}]+/gu, (run) => {
     const bytes = [...run].map((ch) => FROM_MAC.get(ch));
     if (bytes.some((b) => b === undefined)) return run;
     try {
