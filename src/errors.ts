@@ -3,6 +3,8 @@
 
 export const API_ERRORS = {
   RDY_BAD_REQUEST: { status: 400, message: 'bad request: %s' },
+  RDY_PAYLOAD_TOO_LARGE: { status: 413, message: 'request body too large: %s' },
+  RDY_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported Content-Type: %s' },
   RDY_BAD_FILTER: { status: 400, message: 'bad filter: %s' },
   RDY_UNAUTHORIZED: { status: 401, message: 'missing or malformed Authorization: Bearer <token> header' },
   RDY_FORBIDDEN: { status: 403, message: 'the bearer token is not valid' },

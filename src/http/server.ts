@@ -113,7 +113,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
     if (err instanceof ApiError) return reply.code(err.statusCode).send({ error: err.code, message: err.message });
     if (err.validation) return reply.code(400).send({ error: 'RDY_BAD_REQUEST', message: `bad request: ${err.message}` });
-    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: 'RDY_BAD_REQUEST', message: err.message });
+    // fastify's own refusals (body parser, content type): 413 and 415 have their own codes, every
+    // other 4xx (bad JSON, empty JSON body, bad Content-Length) is a 400 RDY_BAD_REQUEST.
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: 'RDY_PAYLOAD_TOO_LARGE', message: new ApiError('RDY_PAYLOAD_TOO_LARGE', err.message).message });
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(415).send({ error: 'RDY_UNSUPPORTED_MEDIA_TYPE', message: new ApiError('RDY_UNSUPPORTED_MEDIA_TYPE', err.message).message });
+    if (err.statusCode && err.statusCode < 500) return reply.code(400).send({ error: 'RDY_BAD_REQUEST', message: `bad request: ${err.message}` });
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'RDY_INTERNAL', message: 'internal error' });
   });
