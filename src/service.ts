@@ -8,6 +8,7 @@ import { formatDiagnostic, type CheckDef, type Checklist, type Diagnostic } from
 import type { MetricsSource } from './metrics.js';
 import { closeProbeKinds } from './probes/index.js';
 import type { Ownership } from './ha.js';
+import { setLogSecrets } from './secrets.js';
 import { Scheduler, type RunCounts, type SchedulerStats } from './scheduler.js';
 import { rollbackCauses, type CheckView } from './state.js';
 import type { CheckStatus, Deployment, RecordsChange, Store, StoreChange, StoreHealth } from './store/types.js';
@@ -127,6 +128,8 @@ export class Service implements MetricsSource {
 
   #makeScheduler(checklist: Checklist): Scheduler {
     const { store, log, env, concurrency, maxJitterMs, ownership } = this.opts;
+    // From here on no log line shows this checklist's secrets, at any level (src/secrets.ts).
+    setLogSecrets(checklist, checklist.checks.flatMap((c) => c.secrets));
     return new Scheduler(checklist, {
       store,
       log,
@@ -315,8 +318,10 @@ export class Service implements MetricsSource {
       return { ok: false, diagnostics: res.diagnostics };
     }
     const old = this.#scheduler;
+    const oldChecklist = this.checklist();
     const next = this.#makeScheduler(res.checklist);
     await old.stop(5_000);
+    if (oldChecklist !== res.checklist) setLogSecrets(oldChecklist, undefined);
     await closeProbeKinds();
     this.opts.store.retain(new Set(res.checklist.byId.keys()));
     // Leases taken during start() are handed to the scheduler that will run them.

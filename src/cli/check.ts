@@ -7,6 +7,7 @@ import { MemoryStore } from '../store/memory.js';
 import { configPath, EXIT, filtersFrom, UsageError, type FilterOptions, type Io } from './common.js';
 import { loadOrReport } from './load.js';
 import { makeLogger } from './logger.js';
+import { setLogSecrets } from '../secrets.js';
 
 /** Fixed-width table for `readiness check` and `readiness gate`. */
 export function formatTable(views: readonly CheckView[]): string {
@@ -29,6 +30,7 @@ export async function check(
   const filters = filtersFrom(o);
   const only = checklist.checks.filter((c) => matches(c, filters)).map((c) => c.id);
   const log = makeLogger(io.env.READINESS_LOG_LEVEL ?? 'warn', true);
+  setLogSecrets(checklist, checklist.checks.flatMap((c) => c.secrets));
   let views: CheckView[];
   // Attestations and deployments live in the service's store: read them from there, but keep
   // this one-off run's results out of its history.

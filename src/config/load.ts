@@ -17,6 +17,7 @@ import { defaultNotify, notifyProblem } from '../notify.js';
 import { getProbeKind, probeKinds } from '../probes/index.js';
 import type { MissingConfig, ProbeKind } from '../probes/types.js';
 import { intrusiveAllowed, intrusiveMissing, mergeMissing, missingVariables, propagateUnconfigured, unconfiguredMessage } from './missing.js';
+import { basicPairsFromEnv, basicPairsFromUrls, envParamNames, secretForms } from '../secrets.js';
 import { parseDuration } from './duration.js';
 import { substituteEnv, type Substituted } from './env.js';
 import { readYamlFast, titlesMayCarryComments } from './yaml.js';
@@ -648,7 +649,14 @@ function buildCheck(
   if (notifyWhy) r.at(at('notify'), notifyWhy);
 
   if (!kind) return undefined;
-  const secrets = [...new Set((kind.secretParams ?? []).flatMap((k) => secretValues(params[k])))];
+  // Secret params, the variables the params name (any *Env) and the kind's required ones, in
+  // every encoding a probe sends them (src/secrets.ts).
+  const envNames = new Set([...envParamNames(params), ...(kind.requiredEnv?.(params as never) ?? [])]);
+  const envValues = [...envNames].map((n) => env[n]).filter((v): v is string => typeof v === 'string' && v !== '');
+  const secrets = secretForms(
+    [...(kind.secretParams ?? []).flatMap((k) => secretValues(params[k])), ...envValues],
+    [...basicPairsFromUrls(params), ...basicPairsFromEnv(params, env)],
+  );
   return {
     id: c.id,
     title: c.title,
