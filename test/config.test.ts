@@ -217,7 +217,13 @@ t.test('secret params: URLs are secret only in their password', async (t) => {
     { API: 'https://user:hunter22@api.example.com', TOKEN: 'tok-987654' },
   );
   if (!res.ok) return t.fail(res.diagnostics.map(formatDiagnostic).join('\n'));
-  t.same([...res.checklist.checks[0]!.secrets].sort(), ['Bearer tok-987654', 'hunter22']);
+  // The values themselves, and the encodings a probe sends them in (src/secrets.ts): URL-encoded,
+  // base64, and the Basic pair of the URL's user:password.
+  const secrets = res.checklist.checks[0]!.secrets;
+  for (const s of ['Bearer tok-987654', 'hunter22', 'Bearer%20tok-987654', Buffer.from('hunter22').toString('base64'), Buffer.from('user:hunter22').toString('base64')]) {
+    t.ok(secrets.includes(s), `secret form ${s}`);
+  }
+  t.notOk(secrets.some((s) => s.includes('api.example.com') || s === 'user'), 'the host and the user name are not secrets');
 });
 
 t.test('defaults.runbookBase gives every check the runbook URL the alerts use', async (t) => {
