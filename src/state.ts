@@ -33,8 +33,10 @@ export interface CheckView {
 /**
  * @param trackedSince when the service began scheduling the check: a check that has never
  * completed a run is `pending` until three intervals have passed, then `stale`. A check with a
- * result is `stale` once that result's run ended more than three intervals ago, whenever the
- * service started.
+ * result is `stale` once that result's run ended more than three intervals ago and this process
+ * has tracked it for three intervals. A result restored from before the start that is already
+ * too old is not served as passing: a restored pass or warn is `pending` until this process has
+ * had three intervals to run the check (then `stale`); a restored fail or error stays as it is.
  */
 export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: number, trackedSince: number): CheckView {
   const gating = def.gate;
@@ -65,9 +67,21 @@ export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: n
   // result restored after a restart (or a long stop) is as old as its run, so a restart can
   // never turn an old pass into a fresh-looking one.
   if (now - status.last.finishedAt > staleAfter) {
-    view.state = 'stale';
-    view.reason = 'stale';
-    view.message = `last run ended ${new Date(status.last.finishedAt).toISOString()}, more than ${STALE_INTERVALS} intervals ago (last state ${status.state})`;
+    const ended = new Date(status.last.finishedAt).toISOString();
+    if (now - trackedSince > staleAfter) {
+      view.state = 'stale';
+      view.reason = 'stale';
+      view.message = `last run ended ${ended}, more than ${STALE_INTERVALS} intervals ago (last state ${status.state})`;
+    } else if (isPassing(view.state)) {
+      // Restored from before this process started and too old to vouch for anything, while
+      // this process has not had three intervals to run it: not passing (a restart never
+      // makes /readiness greener), and not `stale` either, which would page a rollback
+      // because the exporter itself was down. A restored fail or error is kept as it is: no
+      // greener, and the incident it raised neither resolves nor pages again.
+      view.state = 'pending';
+      view.reason = 'pending';
+      view.message = `restored result (last state ${status.state}, run ended ${ended}) is older than ${STALE_INTERVALS} intervals; waiting for the first run since the restart`;
+    }
   }
   return view;
 }
@@ -79,8 +93,15 @@ export function viewCheck(def: CheckDef, status: CheckStatus | undefined, now: n
  */
 export function viewValidUntil(def: CheckDef, status: CheckStatus | undefined, now: number, trackedSince: number): number {
   if (def.unconfigured) return Infinity;
-  const staleAt = (status ? status.last.finishedAt : trackedSince) + STALE_INTERVALS * def.intervalMs + 1;
-  return now < staleAt ? staleAt : Infinity;
+  const staleAfter = STALE_INTERVALS * def.intervalMs;
+  // The view changes when the run gets too old and when this process has tracked the check
+  // for three intervals (a restored result: pending, then stale).
+  const changes: number[] = [];
+  if (status) changes.push(status.last.finishedAt + staleAfter + 1);
+  if (!status || status.last.finishedAt < trackedSince) changes.push(trackedSince + staleAfter + 1);
+  let next = Infinity;
+  for (const at of changes) if (at > now && at < next) next = at;
+  return next;
 }
 
 export interface Filters {

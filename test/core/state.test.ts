@@ -55,8 +55,18 @@ t.test('viewCheck: each derived state from its cause, with the boundary of stale
   t.match(old, { state: 'stale', reason: 'stale' });
   t.equal(old.message, `last run ended ${new Date(T0).toISOString()}, more than 3 intervals ago (last state fail)`);
 
-  // A result restored after a restart ages from its run, not from when tracking began.
-  t.equal(viewCheck(d, status('pass'), T0 + 10 * INTERVAL, T0 + 9 * INTERVAL).state, 'stale');
+  // A result restored after a restart ages from its run, not from when tracking began: too old,
+  // a restored pass is not served as passing, and not as stale (the exporter was down, not the
+  // check) until this process has had three intervals to run it; a restored fail stays fail.
+  const restored = viewCheck(d, status('pass'), T0 + 10 * INTERVAL, T0 + 9 * INTERVAL);
+  t.match(restored, { state: 'pending', reason: 'pending', lastRun: T0 });
+  t.match(restored.message, /^restored result \(last state pass, run ended .*\) is older than 3 intervals; waiting for the first run since the restart$/);
+  t.equal(viewCheck(d, status('warn'), T0 + 10 * INTERVAL, T0 + 9 * INTERVAL).state, 'pending');
+  t.equal(viewCheck(d, status('fail'), T0 + 10 * INTERVAL, T0 + 9 * INTERVAL).state, 'fail');
+  t.equal(viewCheck(d, status('error'), T0 + 10 * INTERVAL, T0 + 9 * INTERVAL).state, 'error');
+  t.equal(viewCheck(d, status('pass'), T0 + 9 * INTERVAL + staleAfter, T0 + 9 * INTERVAL).state, 'pending', 'pending up to three intervals of tracking');
+  t.equal(viewCheck(d, status('pass'), T0 + 9 * INTERVAL + staleAfter + 1, T0 + 9 * INTERVAL).state, 'stale', 'then stale');
+  t.equal(viewCheck(d, status('fail'), T0 + 9 * INTERVAL + staleAfter + 1, T0 + 9 * INTERVAL).state, 'stale');
   t.equal(viewCheck(d, status('pass'), T0 + staleAfter, T0 + 9 * INTERVAL).state, 'pass');
 
   // No value, reason or last pass: none is made up.
@@ -87,6 +97,10 @@ t.test('viewValidUntil: the first instant the view changes by time alone', async
   t.equal(viewValidUntil(d, status('pass'), staleAt - 1, T0), staleAt, 'still valid one ms before');
   t.equal(viewValidUntil(d, status('pass'), staleAt, T0), Infinity, 'once stale, nothing changes by time');
   t.equal(viewValidUntil({ ...d, unconfigured: 'x' }, undefined, T0, T0), Infinity);
+  // A result restored from before tracking began: pending once too old, stale three intervals after tracking began.
+  t.equal(viewValidUntil(d, status('pass'), staleAt, T0 + INTERVAL), staleAt + INTERVAL, 'restored: pending until three intervals of tracking');
+  t.equal(viewCheck(d, status('pass'), staleAt + INTERVAL - 1, T0 + INTERVAL).state, 'pending');
+  t.equal(viewCheck(d, status('pass'), staleAt + INTERVAL, T0 + INTERVAL).state, 'stale');
   // The promise it makes: the view just before is not stale, the view at it is.
   t.equal(viewCheck(d, status('pass'), staleAt - 1, T0).state, 'pass');
   t.equal(viewCheck(d, status('pass'), staleAt, T0).state, 'stale');

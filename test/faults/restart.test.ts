@@ -1,6 +1,8 @@
 // A restart never makes /readiness greener than it was before the stop: a result restored
 // from the store that is older than its staleness bound (three intervals) is served as
-// `stale`, never as the pass it once was. Real processes, a real stop and start.
+// `pending` (not passing; not `stale` either, which would page a rollback because the exporter
+// was down) until its first run since the restart, never as the pass it once was. Real
+// processes, a real stop and start.
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -15,7 +17,7 @@ import { faultSuite } from '../helpers/faults.js';
 const dir = mkdtempSync(join(tmpdir(), 'readiness-faults-restart-'));
 const suite = faultSuite(t, 'restart');
 
-suite.fault('stop, target down, wait past three intervals, start: the stored pass is stale, never 200', 180_000, async (t) => {
+suite.fault('stop, target down, wait past three intervals, start: the stored pass is pending, never 200', 180_000, async (t) => {
   const port = await freePort();
   // The target: healthy at first; later a listener that accepts and never answers, so the
   // first run after the restart takes its whole timeout and the restored state is what
@@ -69,7 +71,7 @@ checks:
     const body = (await res.json()) as ReadinessBody;
     const app = body.checks?.find((c) => c.id === 'app');
     seen.push({ status: res.status, state: app?.state });
-    if (app && app.state !== 'stale' && app.state !== 'pass') break;
+    if (app && app.state !== 'pending' && app.state !== 'pass') break;
     await new Promise((r) => setTimeout(r, 20));
   }
   t.ok(seen.length > 1, `${seen.length} answers from the restart until the first run ended`);
@@ -78,7 +80,8 @@ checks:
     [],
     'no 200 from a pass that is older than its staleness bound',
   );
-  t.equal(seen[0]?.state, 'stale', 'the restored result is served as stale');
+  t.equal(seen[0]?.state, 'pending', 'the restored result is served as pending');
+  t.same(seen.filter((s) => s.state === 'stale'), [], 'and never as stale: the exporter was down, not the check');
   t.match(seen.at(-1), { status: 503, state: 'error' }, 'then the fresh result: the target does not answer');
   second.child.kill('SIGTERM');
   t.equal(await second.exited, 0);
