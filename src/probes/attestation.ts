@@ -81,7 +81,7 @@ export default defineProbe({
       const dueAt = dep.at + parseDuration(p.dueAfterDeploy)!;
       fields.due_in_seconds = (dueAt - now) / 1000;
       if (now < dueAt) {
-        return { value: 0, fields, message: `due by ${new Date(dueAt).toISOString()} (${formatDuration(dueAt - now)} after deployment ${dep.version}); not attested yet` };
+        return { value: 0, fields, message: `due by ${new Date(dueAt).toISOString()} (${formatDuration(dueAt - dep.at)} after deployment ${dep.version}); not attested yet, ${formatDuration(dueAt - now)} left` };
       }
     }
     // Say why: expired and revoked attestations are more useful to name than "none".

@@ -87,7 +87,7 @@ export default defineProbe({
     exit_code: { type: 'number', description: 'Exit code; absent when the program was killed by a signal. Also the check value.' },
     signal: { type: 'string', description: 'Signal that ended the program (SIGKILL, ...), when one did.' },
     duration_ms: { type: 'number', unit: 'ms', description: 'From start to exit.' },
-    output: { type: 'string', description: 'stdout and stderr as written, the last maxOutputBytes of them, allow-listed values scrubbed.' },
+    output: { type: 'string', description: 'stdout and stderr, each in the order written (read from two pipes: a line of one may come before an earlier line of the other), the last maxOutputBytes of them, allow-listed values scrubbed.' },
     output_bytes: { type: 'number', description: 'Bytes written in total (before the cap).' },
   },
 
