@@ -170,6 +170,7 @@ t.test('describe: what a failing check shows', async (t) => {
     lastRun: new Date(T0).toISOString(),
     runbook: 'https://runbooks.example/x',
   });
+  t.notOk('reason' in describe(viewIn('pass')), 'no reason key when there is none');
   const pending = describe(viewIn('pending'));
   t.same(Object.keys(pending).sort(), ['expect', 'id', 'message', 'phase', 'reason', 'section', 'severity', 'state', 'title']);
   const unconf = describe(viewIn('unconfigured', { missing: [] } as never));
@@ -220,6 +221,7 @@ t.test('parseFilters: lists, repeats, trimming, and unknown values as errors', a
   t.same(parseFilters({ severity: 'crtical' }, cl), { ok: false, error: 'unknown severity "crtical"; known: critical, high, medium, low' });
   t.same(parseFilters({ phase: 'monitr,verify' }, cl), { ok: false, error: 'unknown phase "monitr"; known: pre-deploy, deploy, verify, monitor, post-deploy' });
   t.same(parseFilters({ section: ['db', 'dbb'] }, cl), { ok: false, error: 'unknown section "dbb"; known: db, tls' });
+  t.same(parseFilters({ severity: 'x,y' }, cl), { ok: false, error: 'unknown severity "x", "y"; known: critical, high, medium, low' }, 'every unknown value is named');
   t.same(parseFilters({ check: 'a,zz,yy' }, cl), { ok: false, error: 'unknown check "zz", "yy" (GET /checks lists them)' });
   t.same(parseFilters({ severity: 'x', check: 'zz' }, cl), { ok: false, error: 'unknown severity "x"; known: critical, high, medium, low' }, 'the first problem is reported');
 });
