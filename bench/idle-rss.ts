@@ -14,43 +14,16 @@
 // Go exporter it is. READINESS_BIN=dist/main.js measures the unbundled build.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseDocument, type YAMLMap, type YAMLSeq } from 'yaml';
+import { freePort, load, median, ROOT, rssMiB, sleep } from './lib/common.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BIN = process.env.READINESS_BIN ? join(ROOT, process.env.READINESS_BIN) : join(ROOT, 'bin', 'readiness.js');
 const BLACKBOX = process.env.BLACKBOX_BIN ?? '/usr/bin/prometheus-blackbox-exporter';
 const rounds = Number(process.argv[2] ?? 1);
 const settleMs = Number(process.argv[3] ?? 20) * 1000;
 const dir = mkdtempSync(join(tmpdir(), 'readiness-bench-rss-'));
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
-  return Number(m[1]) / 1024;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The shipped checklist without the checks that need Kubernetes, AWS or PostgreSQL (and what depends on them). */
 function withoutHeavyChecks(): string {
@@ -106,7 +79,9 @@ async function idleRss(side: Side): Promise<number> {
     await sleep(settleMs);
     const samples: number[] = [];
     for (let i = 0; i < 5; i++) {
-      samples.push(rssMiB(side.child.pid!));
+      const rss = rssMiB(side.child.pid!);
+      if (Number.isNaN(rss)) throw new Error(`no VmRSS for ${side.child.pid}`);
+      samples.push(rss);
       await sleep(1000);
     }
     return median(samples);
