@@ -44,8 +44,10 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
   // A probe may attach one listener per request in flight (a ratelimit burst has 50).
   setMaxListeners(0, ac.signal);
   const timer = setTimeout(() => ac.abort(new TimeoutError(`timed out after ${def.timeoutMs} ms`)), def.timeoutMs);
-  const onParentAbort = () => ac.abort(deps.signal?.reason ?? new Error('shutting down'));
-  deps.signal?.addEventListener('abort', onParentAbort, { once: true });
+  const onParentAbort = () => ac.abort(deps.signal!.reason);
+  // A run that starts after shutdown began ends at once, like one in flight.
+  if (deps.signal?.aborted) onParentAbort();
+  else deps.signal?.addEventListener('abort', onParentAbort);
   // Built on first use: most runs of most kinds never log.
   let child: Logger | undefined;
   const log = () => (child ??= deps.log.child({ check: def.id, probe: def.kind }));
@@ -59,7 +61,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
     const aborted = new Promise<never>((_, reject) => {
       const fire = () => setTimeout(() => reject(ac.signal.reason), ABORT_GRACE_MS);
       if (ac.signal.aborted) fire();
-      else ac.signal.addEventListener('abort', fire, { once: true });
+      else ac.signal.addEventListener('abort', fire);
     });
     aborted.catch(() => {});
     if (loadFailed !== undefined) throw loadFailed;
@@ -89,7 +91,8 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
 
   let result: RunResult;
   if (obs === undefined) {
-    const reason: Reason = thrown instanceof TimeoutError ? 'timeout' : reasonFromError(thrown);
+    // The check's own timeout is a TimeoutError: reasonFromError reads it as 'timeout'.
+    const reason: Reason = reasonFromError(thrown);
     const msg = thrown instanceof Error ? thrown.message : String(thrown);
     if (reason === 'error') log().warn({ err: thrown }, 'probe threw');
     result = { ...base, state: 'error', reason, message: msg || reason, conditions: [] };
