@@ -59,8 +59,9 @@ export function lookupField(fields: FieldSpecs, name: string): FieldSpec | undef
  */
 export function parseCondition(source: string, fields: FieldSpecs): Condition {
   let pos = 0;
+  // charAt is '' past the end: the loop stops there.
   const skipWs = () => {
-    while (pos < source.length && /\s/.test(source[pos]!)) pos++;
+    while (/\s/.test(source.charAt(pos))) pos++;
   };
   skipWs();
   let len = false;
@@ -144,9 +145,9 @@ function parseLiteral(raw: string, col: number, spec: FieldSpec, len: boolean): 
 
 /** Reads a field from an observation's fields: an exact key first, then a walk into nested objects. */
 export function resolveField(fields: Record<string, unknown>, name: string): unknown {
-  if (Object.hasOwn(fields, name)) return fields[name];
   const parts = name.split('.');
-  for (let i = parts.length - 1; i > 0; i--) {
+  // The longest key first: the whole name (i = parts.length), then shorter heads walked into.
+  for (let i = parts.length; i > 0; i--) {
     const head = parts.slice(0, i).join('.');
     if (!Object.hasOwn(fields, head)) continue;
     let cur: unknown = fields[head];
@@ -215,6 +216,7 @@ function compare(op: Op, actual: unknown, lit: Literal, precomputed?: boolean): 
       default: return false;
     }
   }
-  const eq = typeof lit === 'boolean' ? actual === lit || String(actual) === String(lit) : String(actual) === lit;
+  // Equality is textual: 5 == "5", a boolean written as "false" is false.
+  const eq = String(actual) === String(lit);
   return op === '==' ? eq : !eq;
 }
