@@ -25,6 +25,12 @@ export default tseslint.config(
     languageOptions: { globals: globals.node },
   },
   {
+    // ts-node's transpiler for the tests (tsconfig.tap.json): a CommonJS module, as ts-node loads it.
+    files: ['scripts/**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: globals.node },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['bin/**/*.js', 'scripts/**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
