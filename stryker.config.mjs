@@ -32,13 +32,15 @@ export const CORE = [
 /**
  * The fast unit test files of the core: in-process, no spawned servers. Each mutant runs only
  * the files that reached it (coverage per file); e2e, HA, browser and database tests are
- * `npm test`'s job.
+ * `npm test`'s job. test/scheduler.test.ts is not here: its timer assertions (gaps between
+ * runs, runs within a sleep) fail on a loaded machine, and a failing dry run aborts the whole
+ * mutation run; the scheduler's decisions are pinned by test/core/scheduler-core.test.ts and
+ * test/core/dependencies.test.ts instead.
  */
 export const TEST_FILES = [
   'test/core/*.test.ts',
   'test/harness.test.ts',
   'test/conditions.test.ts',
-  'test/scheduler.test.ts',
   'test/rollback.test.ts',
   'test/rollout-api.test.ts',
   'test/server.test.ts',

@@ -5,7 +5,7 @@
 import { getEventListeners } from 'node:events';
 import pino from 'pino';
 import t from 'tap';
-import { runCheck } from '../../src/harness.js';
+import { nextStatus, runCheck } from '../../src/harness.js';
 import { ProbeError, type ProbeContext } from '../../src/probes/types.js';
 import type { Records } from '../../src/store/types.js';
 import { makeDef } from '../helpers/checks.js';
@@ -118,4 +118,14 @@ t.test('a client load that rejects with nothing is still an error result', async
   const r = await runCheck({ ...def, probe: { ...def.probe, load: () => Promise.reject(undefined) } }, { log: silent });
   t.match(r, { state: 'error', reason: 'error', message: 'load failed' });
   t.equal(def.runs(), 0, 'the probe did not run');
+});
+
+t.test('nextStatus: a status carries a reason, a value or a last pass only when there is one', async (t) => {
+  const def = makeDef(() => ({ fields: {} }));
+  const fail = { check: 'c1', state: 'fail' as const, message: 'm', startedAt: 1, finishedAt: 2, durationMs: 1, conditions: [] };
+  const first = nextStatus(def, undefined, fail);
+  t.same(Object.keys(first).sort(), ['check', 'last', 'message', 'runs', 'state', 'streak'], 'a first fail without reason or value');
+  const passed = nextStatus(def, first, { ...fail, state: 'pass', finishedAt: 9 });
+  t.same(Object.keys(passed).sort(), ['check', 'last', 'lastPassAt', 'message', 'runs', 'state', 'streak']);
+  t.equal(passed.lastPassAt, 9);
 });
