@@ -1,5 +1,9 @@
 // Process entry for the `readiness` command (bin/readiness.js loads the compiled copy).
 import { main } from './cli.js';
+import { serveStarting } from './startup-flags.js';
+
+// Before the service's code loads (src/startup-flags.ts says why).
+if (process.argv[2] === 'serve') serveStarting();
 
 // `readiness check | head` closes the pipe early: that is not an error worth a stack trace.
 for (const stream of [process.stdout, process.stderr]) {

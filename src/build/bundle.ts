@@ -35,6 +35,11 @@ const result = await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
+  // Whitespace and syntax only: identifiers keep their names, so stack traces and logs still
+  // name the functions. V8 keeps every loaded file's source in the heap (a third smaller so:
+  // 4 MiB less for serve, bench/idle-rss.ts) and scans it at start-up.
+  minifyWhitespace: true,
+  minifySyntax: true,
   plugins: [
     {
       name: 'externals',

@@ -1,6 +1,5 @@
 // `readiness serve`: the service. The store, the server and (with PostgreSQL) the HA leases
 // load here, not before: every other command starts without them.
-import { setFlagsFromString } from 'node:v8';
 import { parseDuration } from '../config/duration.js';
 import { buildServer } from '../http/server.js';
 import { Service } from '../service.js';
@@ -8,6 +7,7 @@ import { createStore, storeConfigFromEnv, type StoreConfig } from '../store/inde
 import { configPath, EXIT, UsageError, type Io } from './common.js';
 import { loadOrReport } from './load.js';
 import { makeLogger } from './logger.js';
+import { serveStarted } from '../startup-flags.js';
 
 export interface ServeOptions {
   config?: string;
@@ -36,10 +36,8 @@ export async function serve(
   o: ServeOptions,
   io: Io,
 ): Promise<number> {
-  // A long-running, mostly idle process: V8 would grow its young generation to 32 MiB after
-  // the first burst of runs and keep it. Semi-spaces that stay at their initial size hold
-  // ~15 MiB less for a few more (sub-millisecond) scavenges (bench/idle-rss.ts measures both).
-  setFlagsFromString('--semi-space-growth-factor=1');
+  // The young generation stays small and the optimizing compiler waits until the service has
+  // started (src/startup-flags.ts): src/main.ts set both before this module loaded.
   const file = configPath(o.config, io.env);
   const port = Number(o.port ?? io.env.READINESS_PORT ?? 9747);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bad port ${JSON.stringify(o.port ?? io.env.READINESS_PORT)}`);
@@ -106,6 +104,7 @@ export async function serve(
   }
   started = service.start();
   await started;
+  serveStarted();
   if (ownership) log.info({ replica: ownership.replicaId, owned: ownership.owned().length }, 'HA: running the checks this replica owns');
   if (!io.env.READINESS_API_TOKEN) log.warn('READINESS_API_TOKEN is not set: POST routes are refused');
   return done;
