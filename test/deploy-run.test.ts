@@ -76,7 +76,7 @@ t.test('overlay single, run: the rendered Deployment starts and answers its prob
   const image = stageImage();
   const token = randomBytes(16).toString('hex');
   const c = composeContainer(objs, image, { READINESS_API_TOKEN: token });
-  t.same(c.argv, ['node', 'dist/main.js', 'serve'], 'the image entrypoint with the manifest\'s args');
+  t.same(c.argv, ['node', 'dist/bundle/main.js', 'serve'], 'the image entrypoint with the manifest\'s args');
   t.equal(c.env.READINESS_API_TOKEN, token, 'the token from the Secret reference');
   t.ok(existsSync(c.env.READINESS_CONFIG!), `the checklist file from the ConfigMap: ${c.env.READINESS_CONFIG}`);
   const log = join(serviceDir('pod-log'), 'exporter.log');

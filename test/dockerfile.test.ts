@@ -43,7 +43,7 @@ t.test('final stage: OCI labels, package version, non-root numeric user, no HEAL
   t.match(final.user!, /^[1-9]\d*(:\d+)?$/, 'a numeric, non-zero uid (runAsNonRoot can verify it)');
   t.equal(final.healthcheck, undefined, 'no HEALTHCHECK: it would start a second node process; Kubernetes uses the probes');
   t.notMatch(text, /^\s*HEALTHCHECK/m);
-  t.same(final.entrypoint, ['node', 'dist/main.js']);
+  t.same(final.entrypoint, ['node', 'dist/bundle/main.js'], 'the bundle, as bin/readiness.js runs it');
   t.same(final.cmd, ['serve']);
   t.equal(final.env.get('NODE_ENV'), 'production');
 });
