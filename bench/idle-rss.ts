@@ -4,11 +4,11 @@
 //   - the shipped checklist (probes/offgridflow.yaml), goal <= 130 MiB;
 //   - the shipped checklist without its Kubernetes, AWS and PostgreSQL checks, goal <= 80 MiB.
 //
-//   npx tsx bench/idle-rss.ts [rounds=1] [settle seconds=20]     (npm run bench -- idle-rss)
+//   npx tsx bench/idle-rss.ts [rounds=1] [settle seconds=10]     (npm run bench -- idle-rss)
 //
 // Each side starts, answers its health endpoint, runs for `settle` seconds (every check of
 // the checklist runs at least once in that time, with whatever this machine's environment
-// configures: the variables below are not set), and its RSS is read from /proc five times a
+// configures: the variables below are not set), and its RSS is read from /proc three times a
 // second apart; the median is the round's figure. Prints `NAME: project X MiB, anchor Y MiB,
 // ratio R (goal <= G MiB)`: the goal is on the project's MiB, the ratio says how far from a
 // Go exporter it is. READINESS_BIN=dist/main.js measures the unbundled build.
@@ -22,7 +22,7 @@ import { freePort, load, median, ROOT, rssMiB, sleep } from './lib/common.js';
 const BIN = process.env.READINESS_BIN ? join(ROOT, process.env.READINESS_BIN) : join(ROOT, 'bin', 'readiness.js');
 const BLACKBOX = process.env.BLACKBOX_BIN ?? '/usr/bin/prometheus-blackbox-exporter';
 const rounds = Number(process.argv[2] ?? 1);
-const settleMs = Number(process.argv[3] ?? 20) * 1000;
+const settleMs = Number(process.argv[3] ?? 10) * 1000;
 const dir = mkdtempSync(join(tmpdir(), 'readiness-bench-rss-'));
 
 /** The shipped checklist without the checks that need Kubernetes, AWS or PostgreSQL (and what depends on them). */
@@ -65,7 +65,7 @@ function started(cmd: string, args: string[], healthUrl: string, env: NodeJS.Pro
   return { child, healthUrl, output: () => out };
 }
 
-/** RSS in MiB of one side once idle: started, healthy, `settle` seconds on, median of five reads. */
+/** RSS in MiB of one side once idle: started, healthy, `settle` seconds on, median of three reads. */
 async function idleRss(side: Side): Promise<number> {
   const exited = new Promise<void>((r) => side.child.once('exit', () => r()));
   try {
@@ -78,7 +78,7 @@ async function idleRss(side: Side): Promise<number> {
     }
     await sleep(settleMs);
     const samples: number[] = [];
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 3; i++) {
       const rss = rssMiB(side.child.pid!);
       if (Number.isNaN(rss)) throw new Error(`no VmRSS for ${side.child.pid}`);
       samples.push(rss);

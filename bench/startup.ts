@@ -3,7 +3,7 @@
 // service that is ready) and `validate` of the shipped checklist, each alternated with its
 // anchor `node -e 0` in one run, so the machine's load hits both sides alike.
 //
-//   npx tsx bench/startup.ts [rounds=9]     (npm run bench -- startup)
+//   npx tsx bench/startup.ts [rounds=7]     (npm run bench -- startup)
 //
 // Prints one line per command: `NAME: project X ms, anchor Y ms, ratio R (goal <= 2)`, medians
 // of the rounds. The commands run as users run them: `node bin/readiness.js ...` (the bundle
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 /** The command to time; READINESS_BIN=dist/main.js times the unbundled build instead. */
 const BIN = process.env.READINESS_BIN ? join(ROOT, process.env.READINESS_BIN) : join(ROOT, 'bin', 'readiness.js');
-const rounds = Number(process.argv[2] ?? 9);
+const rounds = Number(process.argv[2] ?? 7);
 const GOAL = 2;
 
 if (!existsSync(join(ROOT, 'dist', 'bundle', 'main.js'))) {
