@@ -1,21 +1,24 @@
 // The metric families of DESIGN.md and the exporter's own readiness_exporter_* health.
 //
-// The per-check families are rendered from bytes kept per block of checks: a view is replaced
-// (ViewCache) only when its check changes, its lines are built once for that view, and each
-// family's lines for a block of BLOCK_CHECKS checks are kept as one Buffer, rebuilt only when
-// a check of the block changed that family's lines. A scrape of 10,000 checks where a few
-// hundred checks ran since the last one rebuilds the blocks of the families a run changes
-// (last run, duration, runs) and concatenates buffers for the rest: it never sets prom-client
-// series, never joins 100,000 strings, and never encodes 10 MB of text. Every readiness_*
-// family of one scrape comes from one snapshot of the views, taken at once: they describe one
-// instant even though rendering yields to the event loop (so a /readiness request never waits
-// for a scrape). The exporter's own health and the process metrics stay on a prom-client
-// registry (injected, no global state).
+// The per-check families are rendered from bytes kept current as checks change, not rebuilt
+// per scrape. A view is replaced (ViewCache) only when its check changes; its lines for every
+// family are encoded once for that view into one small Buffer (CheckText). Each family's
+// lines for a block of BLOCK_CHECKS checks are kept as one Buffer, rebuilt (by copying the
+// checks' byte ranges, no string work) only when a check of the block changed that family's
+// bytes; a family none of whose blocks changed for two scrapes is kept whole. A scrape of
+// 10,000 checks where a few hundred checks ran since the last one copies the blocks of the
+// families a run changes (last run, duration, runs) and hands every other piece over as it
+// is: it never sets prom-client series, never joins 100,000 strings, never encodes or copies
+// 10 MB of text (the HTTP layer writes the pieces to the socket, see `scrapeParts`). Every
+// readiness_* family of one scrape comes from one snapshot of the views, taken at once: they
+// describe one instant even though rendering yields to the event loop (so a /readiness
+// request never waits for a scrape). The exporter's own health and the process metrics stay
+// on a prom-client registry (injected, no global state).
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { PHASES } from './config/schema.js';
 import type { Checklist } from './config/types.js';
 import type { SchedulerStats } from './scheduler.js';
-import { isReady, type CheckView } from './state.js';
+import type { CheckView } from './state.js';
 import { isPassing, STATES, type StoreHealth } from './store/types.js';
 
 /** What the collectors read at scrape time. */
@@ -35,12 +38,12 @@ export interface MetricsSource {
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 /** Checks per cached block of a family's lines. */
-export const BLOCK_CHECKS = 64;
+export const BLOCK_CHECKS = 32;
 /**
- * Work between two turns of the event loop while rendering, in per-check line sets looked at:
- * a changed view costs one (its lines built and compared), a rebuilt family block BLOCK_CHECKS.
+ * Work between two turns of the event loop while rendering, in units of one check's lines: a
+ * changed view costs 4 (its lines built and encoded), a rebuilt family block one per check in it.
  */
-const WORK_PER_TURN = 2_000;
+const WORK_PER_TURN = 4_000;
 
 export interface ExporterMetrics {
   /** The exporter's own health and process metrics (the readiness_* families are rendered as text). */
@@ -48,7 +51,10 @@ export interface ExporterMetrics {
   contentType: string;
   /** One exposition: every readiness_* family from one snapshot of the views. */
   scrape(): Promise<string>;
-  /** The same exposition as bytes, in the pieces kept (no 10 MB string to encode, no 10 MB buffer to copy). */
+  /**
+   * The same exposition as bytes, in the pieces kept (no 10 MB string to encode, no 10 MB
+   * buffer to copy): write them to the socket as they are (see sendParts). Never mutated.
+   */
   scrapeParts(): Promise<Buffer[]>;
   /** The pieces in one Buffer. */
   scrapeBuffer(): Promise<Buffer>;
@@ -56,6 +62,11 @@ export interface ExporterMetrics {
   linesBuilt(): number;
   /** Family blocks (BLOCK_CHECKS checks' lines of one family) built so far: the same proof for the bytes. */
   blocksBuilt(): number;
+  /**
+   * Bytes of check series copied or encoded so far (lines, blocks, whole families): a scrape
+   * without changes copies none, one that follows a few changes copies the blocks they touch.
+   */
+  bytesCopied(): number;
 }
 
 /** Prometheus text format escaping, as prom-client does it. */
@@ -171,73 +182,156 @@ export function versionLabel(version: string): string {
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** One check's lines of every family, built once per view, with their lengths in bytes. */
+interface CheckText {
+  view: CheckView;
+  lines: string[];
+  bytes: number[];
+  /** Every line is ASCII: bytes are characters, and a block of them is written as latin1 (a copy, no encoding). */
+  ascii: boolean;
+}
+
+/** A block of BLOCK_CHECKS consecutive checks: the texts it was built from and, per family, their lines. */
+interface Block {
+  texts: CheckText[];
+  bytes: Buffer[];
+}
+
+/** Any character outside ASCII (a label with one is encoded as UTF-8, else copied as latin1). */
+const NON_ASCII = /[\u0080-\uffff]/;
+
 export function createMetrics(source: MetricsSource): ExporterMetrics {
   const src = source;
   const reg = new Registry();
   const registers = [reg];
-  /** Each view's lines, per family: built once per view, i.e. once per change of its check. */
-  const lines = new WeakMap<CheckView, string[]>();
+  const FAMILIES = CHECK_FAMILIES.length;
   let built = 0;
-  const linesOf = (v: CheckView): string[] => {
-    let l = lines.get(v);
-    if (!l) {
-      const check = escapeLabel(v.def.id);
-      l = CHECK_FAMILIES.map((f) => f.lines(v, check));
-      lines.set(v, l);
-      built++;
-    }
-    return l;
+  let blocksBuilt = 0;
+  let copied = 0;
+
+  /** Per slot of the checklist, the text of the view last rendered there. */
+  let texts: (CheckText | undefined)[] = [];
+  const textOf = (i: number, v: CheckView): CheckText => {
+    const kept = texts[i];
+    if (kept !== undefined && kept.view === v) return kept;
+    const check = escapeLabel(v.def.id);
+    const lines = CHECK_FAMILIES.map((f) => f.lines(v, check));
+    const ascii = !lines.some((l) => NON_ASCII.test(l));
+    const text = { view: v, lines, bytes: ascii ? lines.map((l) => l.length) : lines.map((l) => Buffer.byteLength(l)), ascii };
+    texts[i] = text;
+    built++;
+    return text;
   };
 
   /**
-   * Each block of BLOCK_CHECKS consecutive views: the views it was built from and, per family,
-   * their lines as bytes. Replaced (never mutated) when rebuilt, so a scrape that yielded keeps
-   * the block it took; two scrapes of different snapshots each use the blocks of their own.
+   * Each block of BLOCK_CHECKS consecutive views. Replaced (never mutated) when rebuilt, so a
+   * scrape that yielded keeps the blocks it took; two scrapes of different snapshots each use
+   * the blocks of their own.
    */
-  let cache: { views: readonly CheckView[]; bytes: Buffer[] }[] = [];
-  let blocksBuilt = 0;
+  let cache: Block[] = [];
   const headers = CHECK_FAMILIES.map((f) => Buffer.from(header(f)));
   const SEP = Buffer.from('\n\n');
 
   /** The block of views [from, to) of `views`, reusing the cached bytes of every family whose lines did not change. */
   function block(b: number, views: readonly CheckView[], from: number, to: number): { bytes: Buffer[]; work: number } {
     const old = cache[b];
-    let same = old !== undefined && old.views.length === to - from;
+    const n = to - from;
+    let work = 0;
+    const mine: CheckText[] = new Array<CheckText>(n);
     const changed: number[] = [];
-    if (same) {
-      for (let i = from; i < to; i++) if (old!.views[i - from] !== views[i]) changed.push(i - from);
-      if (changed.length === 0) return { bytes: old!.bytes, work: 0 };
-      // A different check in the slot (a reload) changes every family.
-      same = changed.every((i) => old!.views[i]!.def.id === views[from + i]!.def.id);
+    for (let i = 0; i < n; i++) {
+      const kept = texts[from + i];
+      if (kept === undefined || kept.view !== views[from + i]) work += 4;
+      const t = (mine[i] = textOf(from + i, views[from + i]!));
+      if (old?.texts[i] !== t) changed.push(i);
     }
-    const mine = views.slice(from, to);
-    let rebuilt = 0;
-    const bytes = CHECK_FAMILIES.map((_, f) => {
-      if (same && changed.every((i) => linesOf(old!.views[i]!)[f] === linesOf(mine[i]!)[f])) return old!.bytes[f]!;
-      rebuilt++;
+    if (old !== undefined && old.texts.length === n && changed.length === 0) return { bytes: old.bytes, work };
+    // A different check in a slot (a reload) changes every family.
+    const same = old !== undefined && old.texts.length === n && changed.every((i) => old.texts[i]!.view.def.id === mine[i]!.view.def.id);
+    const bytes: Buffer[] = new Array<Buffer>(FAMILIES);
+    for (let f = 0; f < FAMILIES; f++) {
+      if (same && changed.every((i) => old.texts[i]!.lines[f] === mine[i]!.lines[f])) {
+        bytes[f] = old.bytes[f]!;
+        continue;
+      }
+      let length = 0;
       let text = '';
-      for (const v of mine) text += linesOf(v)[f]!;
-      return Buffer.from(text);
-    });
-    blocksBuilt += rebuilt;
-    cache[b] = { views: mine, bytes };
-    return { bytes, work: (same ? changed.length : 0) + rebuilt * BLOCK_CHECKS };
+      let ascii = true;
+      for (const t of mine) {
+        length += t.bytes[f]!;
+        text += t.lines[f];
+        ascii &&= t.ascii;
+      }
+      // Its own memory, not a slice of the shared pool: a kept block must not pin 8 KiB of others.
+      const out = Buffer.allocUnsafeSlow(length);
+      out.write(text, 0, length, ascii ? 'latin1' : 'utf8');
+      bytes[f] = out;
+      blocksBuilt++;
+      copied += length;
+      work += n;
+    }
+    cache[b] = { texts: mine, bytes };
+    return { bytes, work };
+  }
+
+  /**
+   * Per family, the blocks of the last scrape and, once a family came out of two scrapes in a
+   * row with the same blocks, those blocks in one Buffer: a family that does not change (the
+   * state, info and interval of checks that keep passing) is one piece, not hundreds.
+   */
+  const whole: { blocks: Buffer[]; joined?: Buffer }[] = CHECK_FAMILIES.map(() => ({ blocks: [] }));
+  function family(f: number, blocks: Buffer[]): Buffer[] {
+    const w = whole[f]!;
+    const same = w.blocks.length === blocks.length && w.blocks.every((x, i) => x === blocks[i]);
+    if (!same) {
+      whole[f] = { blocks };
+      return blocks;
+    }
+    if (!w.joined) {
+      w.joined = Buffer.concat(blocks);
+      copied += w.joined.length;
+    }
+    return [w.joined];
+  }
+
+  /** The tail families (readiness_ready and the deployment's), kept per snapshot of views. */
+  let tailOf: { views: readonly CheckView[]; key: string; bytes: Buffer } | undefined;
+  function tail(views: readonly CheckView[], now: number): Buffer {
+    const window = src.deploymentWindow(now);
+    const checklist = src.checklist().name;
+    const key = `${window.open}|${window.deployment?.at}|${window.deployment?.version}|${checklist}|${src.version}`;
+    if (tailOf?.views === views && tailOf.key === key) return tailOf.bytes;
+    const rollback = src.rollbackRecommended(views);
+    // isReady per phase, in one pass: ready while every gating check of the phase passes.
+    const notReady = new Set<string>();
+    for (const v of views) if (v.gating && !isPassing(v.state)) notReady.add(v.def.phase);
+    const parts: string[] = [];
+    const ready = PHASES.map((phase) => `\nreadiness_ready{phase="${phase}"} ${notReady.has(phase) ? 0 : 1}`).join('');
+    parts.push(`${header(READY)}${ready}\nreadiness_ready{phase="all"} ${notReady.size === 0 ? 1 : 0}`);
+    parts.push(`${header(ROLLBACK)}\nreadiness_rollback_recommended ${rollback ? 1 : 0}`);
+    // Absent before the first deployment: a 0 would read as a deployment at the epoch.
+    parts.push(`${header(DEPLOYMENT_TS)}${window.deployment ? `\nreadiness_deployment_timestamp_seconds ${num(window.deployment.at / 1000)}` : ''}`);
+    parts.push(`${header(WINDOW_OPEN)}\nreadiness_deployment_window_open ${window.open ? 1 : 0}`);
+    // The version the rollback page names (issue 13); absent before the first deployment.
+    parts.push(`${header(DEPLOYMENT_INFO)}${window.deployment ? `\nreadiness_deployment_info{version="${escapeLabel(versionLabel(window.deployment.version))}"} 1` : ''}`);
+    parts.push(`${header(BUILD_INFO)}\nreadiness_build_info{version="${escapeLabel(src.version)}",checklist="${escapeLabel(checklist)}"} 1`);
+    tailOf = { views, key, bytes: Buffer.from(parts.join('\n\n')) };
+    return tailOf.bytes;
   }
 
   /** The readiness_* families of one instant; yields to the event loop between slices. */
   async function render(): Promise<Buffer[]> {
     const now = Date.now();
     const views = src.views(now);
-    const window = src.deploymentWindow(now);
-    const rollback = src.rollbackRecommended(views);
-    const checklist = src.checklist().name;
+    const end = tail(views, now);
     const blocks = Math.ceil(views.length / BLOCK_CHECKS);
     if (cache.length > blocks) cache = cache.slice(0, blocks);
-    const perFamily: Buffer[][] = CHECK_FAMILIES.map((_, f) => [headers[f]!]);
+    if (texts.length > views.length) texts = texts.slice(0, views.length);
+    const perFamily: Buffer[][] = CHECK_FAMILIES.map(() => []);
     let work = 0;
     for (let b = 0; b < blocks; b++) {
       const done = block(b, views, b * BLOCK_CHECKS, Math.min(views.length, (b + 1) * BLOCK_CHECKS));
-      for (let f = 0; f < done.bytes.length; f++) perFamily[f]!.push(done.bytes[f]!);
+      for (let f = 0; f < FAMILIES; f++) perFamily[f]!.push(done.bytes[f]!);
       work += done.work;
       if (work >= WORK_PER_TURN) {
         work = 0;
@@ -245,18 +339,12 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
       }
     }
     const out: Buffer[] = [];
-    for (const parts of perFamily) out.push(...parts, SEP);
-    const tail: string[] = [];
-    const ready = PHASES.map((phase) => `\nreadiness_ready{phase="${phase}"} ${isReady(views.filter((v) => v.def.phase === phase)) ? 1 : 0}`).join('');
-    tail.push(`${header(READY)}${ready}\nreadiness_ready{phase="all"} ${isReady(views) ? 1 : 0}`);
-    tail.push(`${header(ROLLBACK)}\nreadiness_rollback_recommended ${rollback ? 1 : 0}`);
-    // Absent before the first deployment: a 0 would read as a deployment at the epoch.
-    tail.push(`${header(DEPLOYMENT_TS)}${window.deployment ? `\nreadiness_deployment_timestamp_seconds ${num(window.deployment.at / 1000)}` : ''}`);
-    tail.push(`${header(WINDOW_OPEN)}\nreadiness_deployment_window_open ${window.open ? 1 : 0}`);
-    // The version the rollback page names (issue 13); absent before the first deployment.
-    tail.push(`${header(DEPLOYMENT_INFO)}${window.deployment ? `\nreadiness_deployment_info{version="${escapeLabel(versionLabel(window.deployment.version))}"} 1` : ''}`);
-    tail.push(`${header(BUILD_INFO)}\nreadiness_build_info{version="${escapeLabel(src.version)}",checklist="${escapeLabel(checklist)}"} 1`);
-    out.push(Buffer.from(tail.join('\n\n')));
+    for (let f = 0; f < FAMILIES; f++) {
+      out.push(headers[f]!);
+      for (const part of family(f, perFamily[f]!)) if (part.length > 0) out.push(part);
+      out.push(SEP);
+    }
+    out.push(end);
     return out;
   }
 
@@ -391,5 +479,6 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
     },
     linesBuilt: () => built,
     blocksBuilt: () => blocksBuilt,
+    bytesCopied: () => copied,
   };
 }

@@ -77,6 +77,25 @@ export async function checkWithHistory(service: Service, id: string, limit: numb
   return { ...checkDetail(v), history };
 }
 
+/**
+ * Writes the kept pieces of a body to the socket in one go (corked: one writev, no turn of the
+ * event loop per piece, no copy into one 10 MB buffer), with their total length. Streaming
+ * them through a Readable instead made each piece wait for a turn of a busy event loop (a
+ * 10,000-check scrape 5x slower); copying them into one buffer per scrape cost more CPU than
+ * the scrape's own work and fed the garbage collector 10 MB a scrape.
+ */
+export function sendParts(reply: FastifyReply, contentType: string, parts: readonly Buffer[]): void {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': contentType, 'content-length': length });
+  res.cork();
+  for (const p of parts) res.write(p);
+  res.end();
+  res.uncork();
+}
+
 // Each filter may be repeated (?check=a&check=b) or comma-separated (?check=a,b).
 const List = (description: string) => ({ type: 'array', items: { type: 'string' }, description });
 const FilterQuery = {
@@ -141,10 +160,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const metrics: FastifyPluginAsync = async (f) => {
     const metrics = createMetrics(service);
     f.get('/metrics', { schema: { description: 'Prometheus text exposition of every check.' } }, async (_req, reply) => {
-      // One buffer: streaming the ~1,600 kept pieces instead made a 10,000-check scrape 5x
-      // slower on a busy event loop (bench/metrics-10k.ts), each piece waiting for a turn.
-      const body = await metrics.scrapeBuffer();
-      return reply.type(metrics.contentType).send(body);
+      const parts = await metrics.scrapeParts();
+      sendParts(reply, metrics.contentType, parts);
     });
   };
 
