@@ -4,7 +4,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import compress from '@fastify/compress';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Logger } from 'pino';
+import type { Bindings, ChildLoggerOptions, Logger } from 'pino';
 import { displaySecret } from '../config/load.js';
 import { redact } from '../harness.js';
 import { ApiError } from '../errors.js';
@@ -23,6 +23,54 @@ export interface ServerOptions {
   /** READINESS_API_TOKEN: with none, every write is refused. */
   apiToken?: string;
 }
+
+/**
+ * A request's logger, made a pino child (with its reqId) only when something is logged: a
+ * gate poll or a scrape logs nothing, and building a child per request cost the /readiness
+ * path more than the rest of fastify's per-request work (bench/readiness-throughput.ts).
+ */
+class LazyRequestLogger {
+  #child: FastifyBaseLogger | undefined;
+  constructor(
+    readonly parent: FastifyBaseLogger,
+    readonly bindings: Bindings,
+    readonly options: ChildLoggerOptions,
+  ) {}
+  get #log(): FastifyBaseLogger {
+    return (this.#child ??= this.parent.child(this.bindings, this.options));
+  }
+  get level(): string {
+    return this.#child?.level ?? this.options.level ?? this.parent.level;
+  }
+  set level(level: string) {
+    this.#log.level = level;
+  }
+  fatal(...a: LogArgs): void {
+    this.#log.fatal(...a);
+  }
+  error(...a: LogArgs): void {
+    this.#log.error(...a);
+  }
+  warn(...a: LogArgs): void {
+    this.#log.warn(...a);
+  }
+  info(...a: LogArgs): void {
+    this.#log.info(...a);
+  }
+  debug(...a: LogArgs): void {
+    this.#log.debug(...a);
+  }
+  trace(...a: LogArgs): void {
+    this.#log.trace(...a);
+  }
+  silent(...a: LogArgs): void {
+    this.#log.silent(...a);
+  }
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.#log.child(bindings, options);
+  }
+}
+type LogArgs = [obj: unknown, msg?: string, ...args: unknown[]];
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -115,6 +163,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     loggerInstance: opts.log.child({ component: 'http' }) as FastifyBaseLogger,
     // Scrapes and gate polls every few seconds would drown the log; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (logger, bindings, options) => new LazyRequestLogger(logger, bindings, options) as unknown as FastifyBaseLogger,
     // Repeated query keys (?check=a&check=b) arrive as arrays.
     routerOptions: { ignoreTrailingSlash: true },
     // Unknown keys in a body are rejected, not silently dropped: a typo must not lose data.
