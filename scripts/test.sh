@@ -163,11 +163,50 @@ if ((tap_rc != 0 && t_fail == 0)); then
   failed=$((failed + 1))
 fi
 
+# The fault suite's figure: each test/faults/*.test.ts prints `# faults(NAME): N cases, N held,
+# N broken[, N skipped]` (test/helpers/faults.ts); their sum is printed just before the summary.
+# A fault file that ended without its line (crashed, killed at its time bound, or not using
+# faultSuite) counts as one broken case and fails the run.
+read -r f_files f_cases f_held f_broken f_skipped f_missing < <(awk '
+  function close_file() {
+    if (file ~ /^test\/faults\// && !seen) { missing++; broken++; print "test.sh: " file " printed no faults figure line" > "/dev/stderr" }
+    file = ""
+  }
+  /^# Subtest: /   { close_file(); file = substr($0, 12); seen = 0; next }
+  /^    # faults\([^)]*\): [0-9]+ cases, [0-9]+ held, [0-9]+ broken/ {
+    line = $0; sub(/^    # faults\([^)]*\): /, "", line)
+    n = split(line, part, /, /)
+    for (i = 1; i <= n; i++) {
+      split(part[i], kv, " ")
+      if (kv[2] == "cases") cases += kv[1]
+      else if (kv[2] == "held") held += kv[1]
+      else if (kv[2] == "broken") broken += kv[1]
+      else if (kv[2] == "skipped") skipped += kv[1]
+    }
+    files++; seen = 1; next
+  }
+  /^(not )?ok [0-9]+/ { close_file(); next }
+  END { close_file(); printf "%d %d %d %d %d %d\n", files, cases, held, broken, skipped, missing }' "$tap_out")
+faults=""
+if ((f_files + f_missing > 0)); then
+  faults="faults: $f_cases cases, $f_held held, $f_broken broken"
+  ((f_skipped > 0)) && faults+=", $f_skipped skipped"
+  faults+=" ($f_files files"
+  ((f_missing > 0)) && faults+=", $f_missing without a figure line"
+  faults+=")"
+  if ((f_missing > 0)); then
+    # Already a failed file when it crashed; a fault file that passed without its line is one more.
+    failed=$((failed + f_missing))
+    status=1
+  fi
+fi
+
 # Clean up before the summary so that it stays the last line.
 cleanup
 trap - EXIT
 summary="$passed passed, $failed failed"
 ((skipped > 0)) && summary+=", $skipped skipped"
 echo
+[[ -n $faults ]] && echo "$faults"
 echo "$summary"
 exit "$status"
