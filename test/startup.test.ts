@@ -143,8 +143,25 @@ t.test('the tracer sees what a command loads, lazily loaded clients included', a
   t.ok(tr.read().builtins.has(FETCH), 'a process that calls fetch() loads Node\'s bundled undici');
 });
 
-t.test('--version and --help load commander and nothing else', async (t) => {
-  for (const args of [['--version'], ['--help'], ['validate', '--help'], ['serve', '--help']]) {
+t.test('--version loads nothing: bin/readiness.js answers it, as the CLI does', async (t) => {
+  const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+  const cli = spawnSync(process.execPath, ['dist/bundle/main.js', '--version'], { encoding: 'utf8', timeout: 120_000 });
+  t.equal(cli.status, 0, cli.stderr);
+  t.equal(cli.stdout, `${version}\n`, 'the CLI itself (commander) prints the package version');
+  for (const flag of ['--version', '-V']) {
+    const r = await traced([flag]);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(r.stdout, cli.stdout, `${flag}: the same output as the CLI's`);
+    t.same([...r.packages], [], `${flag} loads no package`);
+    t.same(r.files.filter((f) => f.startsWith('dist/')), [], `${flag} loads none of dist/`);
+  }
+  // Anything more goes to the CLI, which decides what it means.
+  const more = await traced(['--version', 'serve']);
+  t.ok(more.packages.has('commander'), '--version with more arguments is the CLI\'s');
+});
+
+t.test('--help loads commander and nothing else', async (t) => {
+  for (const args of [['--help'], ['validate', '--help'], ['serve', '--help']]) {
     const r = await traced(args);
     t.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     t.same([...r.packages], ['commander'], `${args.join(' ')} loads only commander`);
