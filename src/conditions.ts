@@ -208,7 +208,7 @@ function compare(op: Op, actual: unknown, lit: Literal, precomputed?: boolean): 
   }
   if (typeof lit === 'number') {
     const n = typeof actual === 'number' ? actual : typeof actual === 'string' && actual.trim() !== '' ? Number(actual) : NaN;
-    if (Number.isNaN(n)) return op === '!=';
+    // Not a number (NaN): every comparison below is false but !=.
     switch (op) {
       case '==': return n === lit;
       case '!=': return n !== lit;
@@ -216,7 +216,7 @@ function compare(op: Op, actual: unknown, lit: Literal, precomputed?: boolean): 
       case '<=': return n <= lit;
       case '>': return n > lit;
       case '>=': return n >= lit;
-      // Stryker disable next-line BooleanLiteral: unreachable, =~ and !~ returned above and the parser admits no other operator
+      // Stryker disable next-line ConditionalExpression,BooleanLiteral: unreachable, =~ and !~ returned above and the parser admits no other operator
       default: return false;
     }
   }

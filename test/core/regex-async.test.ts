@@ -8,7 +8,7 @@ import t from 'tap';
 import { evaluateCondition, evaluateConditionAsync, parseCondition } from '../../src/conditions.js';
 import { runCheck } from '../../src/harness.js';
 import type { FieldSpecs } from '../../src/probes/types.js';
-import { INLINE_MAX_CHARS } from '../../src/regex.js';
+import { INLINE_MAX_CHARS, SafeRegex } from '../../src/regex.js';
 import { makeDef } from '../helpers/checks.js';
 
 const log = pino({ level: 'silent' });
@@ -61,4 +61,26 @@ t.test('runCheck: regex expect and warn decide the state, on short and long bodi
   const short = await check('x deprecated');
   t.equal(short.state, 'warn', 'the same on a short body');
   t.same(short.conditions.map((c) => c.ok), [true, false]);
+});
+
+t.test('the async path matches a present value with SafeRegex.test (long texts off the event loop), nothing else', async (t) => {
+  const calls: string[] = [];
+  const original = SafeRegex.prototype.test;
+  SafeRegex.prototype.test = function (this: SafeRegex, text: string) {
+    calls.push(text);
+    return original.call(this, text);
+  };
+  t.teardown(() => {
+    SafeRegex.prototype.test = original;
+  });
+  const body = long('ready');
+  t.equal((await evaluateConditionAsync(parseCondition('s =~ "ready$"', fields), { s: body })).ok, true);
+  t.same(calls, [body], 'the regex went through SafeRegex.test with the text');
+  calls.length = 0;
+  t.equal((await evaluateConditionAsync(parseCondition('any =~ "^42$"', fields), { any: 42 })).ok, true);
+  t.same(calls, ['42'], 'a non-string as its JSON');
+  calls.length = 0;
+  t.equal((await evaluateConditionAsync(parseCondition('s =~ ".*"', fields), {})).ok, false);
+  t.equal((await evaluateConditionAsync(parseCondition('n >= 1', fields), { n: 2 })).ok, true);
+  t.same(calls, [], 'a missing field and a non-regex condition are not matched at all');
 });
