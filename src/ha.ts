@@ -17,6 +17,17 @@
 // A replica whose lease session is gone while the session of the replica looking is older
 // than the gone one's last heartbeat has really died (kill -9, crash): no server restart can
 // explain it, so its checks are taken at once instead of after `ttl`.
+//
+// A replica runs a check only while it can show it still holds the lease: a renewal sent less
+// than 0.95 ttl ago (monotonic clock, which keeps counting while the process is stopped) was
+// answered with the lease's epoch. A lease round that is merely slow proves nothing (PostgreSQL
+// may answer the others, who take the lease once it expired), so the checks pause until a
+// renewal is answered; a lease whose proof lapsed is kept as a candidate and renewed, epoch
+// unchanged, if nobody took it meanwhile. The one exception is a connection lost while the
+// leases were valid (PostgreSQL down or restarting): nobody can take a lease before PostgreSQL
+// is back and the taker's session is a ttl old, so the replica keeps running what it held while
+// it keeps trying to reconnect, but only as long as its event loop runs: a gap of half a ttl
+// (process stopped, loop stalled) ends that, and nothing runs until PostgreSQL confirms it.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
@@ -111,12 +122,25 @@ export class PgLeases implements Ownership {
   readonly replicaId: string;
   readonly ttlMs: number;
   readonly renewMs: number;
-  /** Check -> epoch of the lease held (0: taken without PostgreSQL, at a start with it down). */
+  /**
+   * Check -> epoch of the lease held (0: taken without PostgreSQL, at a start with it down).
+   * A lease is run only while owns() says so; one whose proof lapsed stays here until the
+   * next renewal keeps it (same epoch) or finds it taken.
+   */
   readonly #held = new Map<string, number>();
-  /** performance.now() until which the leases held are surely still ours. */
+  /** performance.now() until which the leases held are surely still ours (renewal sent + 0.95 ttl). */
   #validUntil = -Infinity;
-  /** PostgreSQL cannot be reached while the leases were valid: keep running them (nobody can take them meanwhile). */
+  /** The lease connection was lost while the leases were valid: keep running them while this process runs without a stall. */
   #disconnected = false;
+  /** PostgreSQL was unreachable at start: every check runs without a lease until one can be taken. */
+  #unleased = false;
+  /** performance.now() of the last beat of the liveness timer: a gap since means the process was stopped or stalled. */
+  #aliveAt = performance.now();
+  #alive: NodeJS.Timeout | undefined;
+  /** A gap in the liveness beats longer than this ends the disconnected mode (half a ttl). */
+  readonly #stallMs: number;
+  /** Retry at once after a lost connection (a lone lost session: the others may take its leases at once). */
+  #retryNow = false;
   #freeLastRound = new Set<string>();
   #checks: string[] = [];
   #client: pg.Client | undefined;
@@ -137,11 +161,36 @@ export class PgLeases implements Ownership {
     this.replicaId = opts.replicaId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.ttlMs = opts.ttlMs ?? 10_000;
     this.renewMs = opts.renewMs ?? Math.min(1_000, this.ttlMs / 4);
+    this.#stallMs = this.ttlMs / 2;
     this.#log = opts.log;
   }
 
+  /**
+   * Decided from the monotonic clock at the moment of the call, not from timers having run:
+   * the first callback after a stop or a stall already sees the leases lapsed.
+   */
   owns(checkId: string): boolean {
-    return this.#held.has(checkId) && (this.#disconnected || performance.now() < this.#validUntil);
+    if (!this.#held.has(checkId)) return false;
+    const now = performance.now();
+    if (now < this.#validUntil || this.#unleased) return true;
+    return this.#disconnected && now - this.#aliveAt < this.#stallMs;
+  }
+
+  /** Beats every renewMs / 2: a beat that finds a gap of half a ttl ends the disconnected mode. */
+  #beat(): void {
+    const now = performance.now();
+    const gap = now - this.#aliveAt;
+    this.#aliveAt = now;
+    if (gap < this.#stallMs || this.#stopped) return;
+    if (this.#disconnected && !this.#unleased) {
+      this.#disconnected = false;
+      this.#log.warn({ gapMs: Math.round(gap), held: this.#held.size }, 'this process was stopped or stalled while PostgreSQL was unreachable: no check runs until PostgreSQL confirms its leases');
+    }
+    // Confirm (or lose) the leases now rather than at the next renewal.
+    if (!this.#round) {
+      clearTimeout(this.#timer);
+      void this.#tick();
+    }
   }
 
   fence(checkId: string): Fence | undefined {
@@ -154,10 +203,11 @@ export class PgLeases implements Ownership {
   }
 
   describe(): Record<string, unknown> {
+    const disconnected = this.#unleased || this.#disconnected;
     return {
       leaseTtlSeconds: this.ttlMs / 1000,
-      ...(this.#disconnected && { disconnected: true }),
-      validForSeconds: this.#disconnected ? null : Math.max(0, Math.round((this.#validUntil - performance.now()) / 100) / 10),
+      ...(disconnected && { disconnected: true }),
+      validForSeconds: disconnected ? null : Math.max(0, Math.round((this.#validUntil - performance.now()) / 100) / 10),
     };
   }
 
@@ -169,6 +219,11 @@ export class PgLeases implements Ownership {
       for (const id of gone) this.#held.delete(id);
       await this.#client?.query(SQL.release, [this.replicaId, gone, epochs]).catch(() => {});
     }
+    if (!this.#alive && !this.#stopped) {
+      this.#aliveAt = performance.now();
+      this.#alive = setInterval(() => this.#beat(), Math.max(20, this.renewMs / 2));
+      this.#alive.unref();
+    }
     if (!this.#timer && !this.#stopped) await this.#tick();
   }
 
@@ -179,21 +234,23 @@ export class PgLeases implements Ownership {
 
   #schedule(): void {
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#tick(), this.renewMs);
+    clearTimeout(this.#timer);
+    const delay = this.#retryNow ? 0 : this.renewMs;
+    this.#retryNow = false;
+    this.#timer = setTimeout(() => void this.#tick(), delay);
     this.#timer.unref();
   }
 
   #tick(): Promise<void> {
     if (this.#round) return this.#round;
-    // A round that hangs (PostgreSQL frozen) must not stop probing: if it is still pending
-    // while the leases are valid, carry on as with PostgreSQL down. A process that was paused
-    // finds its leases expired when it resumes, and keeps nothing.
-    const left = this.#validUntil - performance.now() - this.renewMs / 2;
+    // A round still pending when the leases lapse (PostgreSQL slow or frozen, this process
+    // starved) proves nothing: PostgreSQL may be answering the others, who take a lease once it
+    // expired. The checks pause (owns() is false) until a renewal is answered; say so once.
+    const left = this.#validUntil - performance.now();
     const watchdog = setTimeout(
       () => {
-        if (this.#round && !this.#disconnected && performance.now() < this.#validUntil) {
-          this.#log.warn({ keeping: this.#held.size }, 'PostgreSQL does not answer the lease round: keeping this replica\'s checks until it does');
-          this.#disconnected = true;
+        if (this.#round && !this.#disconnected && this.#held.size > 0 && performance.now() >= this.#validUntil) {
+          this.#log.warn({ held: this.#held.size }, 'PostgreSQL does not answer the lease round in time: this replica\'s checks pause until it does');
         }
       },
       Number.isFinite(left) ? Math.max(0, left) : 0,
@@ -211,22 +268,30 @@ export class PgLeases implements Ownership {
 
   /** A round failed: PostgreSQL is unreachable, or the connection broke. */
   #lost(err: unknown): void {
-    const valid = this.#disconnected || performance.now() < this.#validUntil;
+    const now = performance.now();
+    const valid = now < this.#validUntil || (this.#disconnected && now - this.#aliveAt < this.#stallMs);
     if (!this.#connectedOnce && this.#held.size === 0 && this.#checks.length > 0) {
       // Never connected (PostgreSQL down at start): nobody can coordinate, so this replica
       // runs every check until it can; its results carry no fence and queue meanwhile.
       this.#log.warn({ err, checks: this.#checks.length }, 'PostgreSQL unreachable at start: running every check until leases can be taken');
       for (const id of this.#checks) this.#held.set(id, 0);
-      this.#disconnected = true;
+      this.#unleased = true;
+    } else if (this.#unleased) {
+      // Still unreachable since start: keep running every check.
     } else if (valid) {
       // With PostgreSQL down nobody can take a lease, and probing must go on: keep what we
-      // hold. When it is back the leases are renewed, or found taken and dropped.
+      // hold. When it is back the leases are renewed, or found taken and dropped. A session
+      // lost while PostgreSQL is up (terminated, network) lets the others take our leases at
+      // once (it looks dead): reconnect at once to find out.
       if (!this.#disconnected && this.#held.size > 0) this.#log.warn({ err, keeping: this.#held.size }, 'lease connection lost: keeping this replica\'s checks until PostgreSQL is back');
+      if (!this.#disconnected) this.#retryNow = true;
       this.#disconnected = true;
-    } else if (this.#held.size > 0) {
-      this.#log.warn({ err, dropped: this.#held.size }, 'the leases expired before PostgreSQL answered (the process was paused, or PostgreSQL too slow): giving every check up');
-      this.#held.clear();
+    } else if (this.#held.size > 0 && !this.#disconnected) {
+      // Nothing proves the leases any more (the process was stopped, or PostgreSQL too slow):
+      // nothing runs; the next answered renewal keeps those nobody took.
+      this.#log.warn({ err, held: this.#held.size }, 'the leases lapsed before PostgreSQL answered (the process was stopped, or PostgreSQL too slow): no check runs until it confirms them');
     }
+    if (!valid && !this.#unleased) this.#disconnected = false;
     this.#client?.end().catch(() => {});
     this.#client = undefined;
   }
@@ -262,13 +327,15 @@ export class PgLeases implements Ownership {
   async #claimRound(): Promise<void> {
     const c = await this.#connect();
     const ttlS = this.ttlMs / 1000;
-    const t0 = performance.now();
     const hb = (await c.query<{ backend_start: Date; settled: boolean }>(SQL.heartbeat, [this.replicaId, ttlS])).rows[0]!;
     this.#sessionStart ??= hb.backend_start;
     const since = this.#sessionStart;
 
-    // Renew what we hold; whatever is not renewed was taken by another replica.
+    // Renew what we hold (conditioned on owner and epoch); whatever is not renewed was taken
+    // by another replica. The renewal is valid from its sending: PostgreSQL runs it later, and
+    // the lease expires a ttl after that.
     const mine = [...this.#held.keys()].sort();
+    const t0 = performance.now();
     const renewed = new Set(
       (await c.query<{ check_id: string }>(SQL.renew, [this.replicaId, ttlS, mine, mine.map((id) => this.#held.get(id)!)])).rows.map((r) => r.check_id),
     );
@@ -277,9 +344,10 @@ export class PgLeases implements Ownership {
     const taken = lost.filter((id) => this.#held.get(id)! > 0);
     for (const id of lost) this.#held.delete(id);
     this.#validUntil = t0 + this.ttlMs * LOCAL_SHARE;
-    if (this.#disconnected) this.#log.info({ renewed: renewed.size, lost: taken.length }, 'PostgreSQL is back: leases renewed');
+    if (this.#disconnected || this.#unleased) this.#log.info({ renewed: renewed.size, lost: taken.length }, 'PostgreSQL is back: leases renewed');
     if (taken.length > 0) this.#log.warn({ lost: taken }, 'leases taken by another replica: no longer running these checks');
     this.#disconnected = false;
+    this.#unleased = false;
 
     const live = Number((await c.query<{ n: string }>(SQL.live, [ttlS, since])).rows[0]!.n);
     const picture = (await c.query<{ check_id: string; owner: string | null; free: boolean; expired: boolean; dead: boolean }>(SQL.picture, [this.#checks, since])).rows;
@@ -323,6 +391,7 @@ export class PgLeases implements Ownership {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#alive);
     await this.#round?.catch(() => {});
     const mine = [...this.#held.keys()].filter((id) => this.#held.get(id)! > 0);
     const epochs = mine.map((id) => this.#held.get(id)!);

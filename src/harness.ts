@@ -5,7 +5,7 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { evaluateCondition, evaluateConditionAsync, resolveField } from './conditions.js';
 import type { CheckDef } from './config/types.js';
-import { ProbeError, type Observation } from './probes/types.js';
+import { LeaseLostError, ProbeError, type Observation } from './probes/types.js';
 import { reasonFromError, type Reason } from './reasons.js';
 import type { CheckStatus, ConditionOutcome, Records, RunResult, RunState } from './store/types.js';
 import { scrubSecrets } from './probes/shared.js';
@@ -17,7 +17,10 @@ export interface RunDeps {
   signal?: AbortSignal;
   latestValue?: (checkId: string) => number | undefined;
   records?: Records;
+  /** HA: whether this replica still holds the check's lease (see ProbeContext.stillOwner). */
+  stillOwner?: () => boolean;
 }
+
 
 const ABORT_GRACE_MS = 100;
 
@@ -65,6 +68,8 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
     });
     aborted.catch(() => {});
     if (loadFailed !== undefined) throw loadFailed;
+    // Loading the client library may have taken a while (or the process was stopped meanwhile).
+    if (deps.stillOwner && !deps.stillOwner()) throw new LeaseLostError('the check\'s lease was lost before the probe was sent');
     obs = await Promise.race([
       def.probe.run(def.params as never, {
         signal: ac.signal,
@@ -76,6 +81,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
         env: deps.env ?? process.env,
         valueOf: deps.latestValue ?? (() => undefined),
         ...(deps.records && { records: deps.records }),
+        ...(deps.stillOwner && { stillOwner: deps.stillOwner }),
       }),
       aborted,
     ]);
@@ -94,7 +100,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
     // The check's own timeout is a TimeoutError: reasonFromError reads it as 'timeout'.
     const reason: Reason = reasonFromError(thrown);
     const msg = thrown instanceof Error ? thrown.message : String(thrown);
-    if (reason === 'error') log().warn({ err: thrown }, 'probe threw');
+    if (reason === 'error' && !(thrown instanceof LeaseLostError)) log().warn({ err: thrown }, 'probe threw');
     result = { ...base, state: 'error', reason, message: msg || reason, conditions: [] };
   } else {
     result = { ...base, ...(await evaluateAsync(def, obs)) };

@@ -422,20 +422,38 @@ export class Scheduler {
         break;
       }
     }
+    // HA: asked again where the probe sends (after loading its client, once its connection is
+    // open): the process may have been stopped or stalled since the run started, and another
+    // replica may run the check now. A run refused there sent nothing and publishes nothing.
+    const own = this.#opts.ownership;
+    const epoch = fence?.lease?.epoch;
+    let refused = false;
+    const stillOwner =
+      own && epoch !== undefined
+        ? () => {
+            const ok = own.fence(def.id)?.epoch === epoch;
+            refused ||= !ok;
+            return ok;
+          }
+        : undefined;
     result ??= await runCheck(def, {
       log: this.#opts.log,
       env: this.#opts.env,
       signal: this.#ac.signal,
       latestValue: (id) => store.latest(id)?.value,
       records,
+      ...(stillOwner && { stillOwner }),
     }).catch((err: unknown) => {
       // runCheck catches probe errors itself; this is a bug in the harness, kept as data.
       this.#opts.log.error({ err, check: def.id }, 'harness failed');
       const now = Date.now();
       return { check: def.id, state: 'error' as const, reason: 'error' as const, message: String(err), startedAt: now, finishedAt: now, durationMs: 0, conditions: [] };
     });
+    if (refused) {
+      this.#opts.log.warn({ check: def.id, epoch }, 'the check\'s lease was lost before its probe was sent: nothing sent, nothing published');
+      return store.latest(def.id);
+    }
     if (recordsVersion !== undefined) result.recordsVersion = recordsVersion;
-    const own = this.#opts.ownership;
     if (own) result.ranBy = { replica: own.replicaId, ...(fence?.lease && { epoch: fence.lease.epoch }) };
     const counts = this.#runs.get(def.id) ?? {};
     counts[result.state] = (counts[result.state] ?? 0) + 1;

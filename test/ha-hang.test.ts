@@ -4,7 +4,7 @@
 // once it resumes it must not publish the result of the run it had in flight (the fencing
 // epoch changed), nor probe a check it no longer owns.
 import tap from 'tap';
-import { doubleRuns, sleep, startCluster, watchOwnership, type Probe } from './helpers/ha.js';
+import { closestSameReplica, doubleRuns, sleep, startCluster, watchOwnership, type Probe } from './helpers/ha.js';
 
 const INTERVAL_S = 3;
 const TTL_S = 3;
@@ -20,29 +20,37 @@ tap.test('a hung replica loses its checks within two intervals and cannot publis
 
   const victim = c.replicas[0]!;
   const others = c.replicas.slice(1);
-  const held = shares.get(victim.name)!;
-  const slow = held[0]!;
-  const before = new Map((await c.leases()).map((l) => [l.check_id, l]));
   const watch = watchOwnership(c, t);
   const from = Date.now();
 
-  // Stop the victim while one of its runs is in flight: the target holds the answer to the
-  // victim's next probe of `slow`, and the test stops the victim when that probe arrives.
-  c.hold(slow, 300);
-  const inflight = await new Promise<Probe>((resolve) => {
+  // Stop the victim while one of its runs is in flight: the targets hold their answers, and
+  // the test stops the victim when its next probe (of whichever check it runs now: on a loaded
+  // machine ownership may have moved since it settled) arrives.
+  for (const id of HTTP) c.hold(id, 300);
+  let waiting: NodeJS.Timeout | undefined;
+  const inflight = await new Promise<Probe | undefined>((resolve) => {
+    waiting = setTimeout(() => resolve(undefined), 4 * INTERVAL_S * 1000 + slack);
     c.onProbe = (p) => {
-      if (p.check === slow && p.replica === victim.name) {
+      if (p.replica === victim.name) {
         c.onProbe = undefined;
         victim.child.kill('SIGSTOP');
         resolve(p);
       }
     };
   });
+  clearTimeout(waiting);
   const stoppedAt = Date.now();
-  watch.only(others);
   t.teardown(() => {
     if (victim.child.exitCode === null) victim.child.kill('SIGCONT');
   });
+  if (!inflight) throw new Error(`${victim.name} sent no probe for ${4 * INTERVAL_S + slack / 1000} s: ${JSON.stringify([...(await c.ownership()).entries()])}`);
+  watch.only(others);
+  // What it held when it stopped: nobody can take a lease of a stopped replica before it
+  // expires (its session stays open), so this read is the state at the stop.
+  const before = new Map((await c.leases()).map((l) => [l.check_id, l]));
+  const held = [...before.values()].filter((l) => l.owner === victim.id).map((l) => l.check_id);
+  const slow = inflight.check;
+  t.ok(held.length > 0, `it held ${held.join(', ')} when it stopped, probing ${slow}`);
 
   // Takeover: the others report running every check the victim held (then PostgreSQL shows
   // each of those leases with another owner and a higher epoch: the victim is fenced).
@@ -71,7 +79,7 @@ tap.test('a hung replica loses its checks within two intervals and cannot publis
   const resumedAt = Date.now();
   victim.child.kill('SIGCONT');
   watch.only(c.replicas);
-  c.hold(slow, 0);
+  for (const id of HTTP) c.hold(id, 0);
 
   // After it resumes: wait for it to notice, then a few intervals of normal running.
   const deadline = Date.now() + slack;
@@ -100,18 +108,25 @@ tap.test('a hung replica loses its checks within two intervals and cannot publis
     `the run in flight at SIGSTOP (${slow}, started ${new Date(inflight.at).toISOString()}) was not published`,
   );
 
-  // After resuming, it probes only checks whose lease it (re)acquired before the probe.
+  // After resuming, it probes only checks whose lease it (re)acquired before the probe. (Its
+  // probes that arrive between the stop and SIGCONT were sent before it stopped: a stopped
+  // process sends nothing; its run of another check in step with the one in flight, say.)
   const leases = await c.leases();
-  const afterResume = c.probes.filter((p) => p.replica === victim.name && p.at > stoppedAt);
+  const sentBeforeStop = c.probes.filter((p) => p.replica === victim.name && p.at > inflight.at && p.at < resumedAt);
+  t.comment(`probes of the victim that arrived after the one it was stopped at and before SIGCONT: ${sentBeforeStop.map((p) => `${p.check} +${p.at - inflight.at} ms`).join(', ') || 'none'}`);
+  const afterResume = c.probes.filter((p) => p.replica === victim.name && p.at >= resumedAt);
   for (const p of afterResume) {
     const l = leases.find((x) => x.check_id === p.check)!;
     t.ok(l.owner === victim.id && l.acquired_at.getTime() <= p.at + 50, `after resuming it probed ${p.check} only under a lease it acquired again`);
   }
   t.comment(`the resumed replica probed ${afterResume.length} time(s) after SIGCONT, all under new leases`);
+  const refused = victim.output().split('\n').filter((l) => l.includes('lost before its probe was sent')).length;
+  t.comment(`runs it started before the stop and refused to send after SIGCONT: ${refused}`);
 
   t.same(watch.twice, [], `0 checks owned by two replicas in any sample (${watch.samples()} samples after resume)`);
   const doubles = doubleRuns(c.probes, INTERVAL_S * 1000, from);
   t.same(doubles, [], `0 double runs counted at the targets (${c.probes.filter((p) => p.at >= from && p.at <= to).length} probes)`);
+  t.comment(`closest two probes of one check by one replica: ${closestSameReplica(c.probes, from)} ms (interval ${INTERVAL_S * 1000} ms)`);
   t.ok(resumedAt - stoppedAt >= 5 * INTERVAL_S * 1000, 'stopped for five intervals');
 
   for (const r of c.replicas) r.child.kill('SIGTERM');

@@ -9,10 +9,10 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
-import type { Dispatcher } from 'undici';
+import type { buildConnector, Dispatcher } from 'undici';
 import type { Reason } from '../reasons.js';
 import { commonjs, lazy } from './lazy.js';
-import { defineProbe, ProbeError, type Observation } from './types.js';
+import { defineProbe, LeaseLostError, ProbeError, type Observation } from './types.js';
 
 const undici = lazy(() => import('undici').then(commonjs));
 
@@ -33,6 +33,8 @@ interface TlsOptions {
  * a new Agent per run cost more CPU than the request it carried (bench/probe-cpu-http.ts).
  */
 const clients = new Map<string, { key: string; client: Dispatcher }>();
+/** HA: the lease question of each check's run in progress, asked once its connection is open. */
+const owners = new Map<string, () => boolean>();
 
 async function clientFor(checkId: string, origin: string, o: TlsOptions): Promise<Dispatcher> {
   const key = JSON.stringify([origin, o.insecure, o.ca ?? null, o.servername ?? null, o.backstop]);
@@ -40,13 +42,31 @@ async function clientFor(checkId: string, origin: string, o: TlsOptions): Promis
   if (cur?.key === key) return cur.client;
   if (cur) discard(checkId);
   const { Client } = await undici();
-  const client = new Client(origin, { connect: connectOptions(o), headersTimeout: o.backstop, bodyTimeout: o.backstop });
+  const client = new Client(origin, { connect: await gatedConnect(o, () => owners.get(checkId)), headersTimeout: o.backstop, bodyTimeout: o.backstop });
   clients.set(checkId, { key, client });
   return client;
 }
 
 function connectOptions(o: TlsOptions) {
   return { rejectUnauthorized: !o.insecure, ca: o.ca, servername: o.servername, timeout: o.backstop };
+}
+
+/**
+ * undici's connector, asking the run's lease question once the connection (TCP, TLS) is open:
+ * undici writes the request in the same callback, so nothing can stall between the answer and
+ * the request. Opening a connection can take a round trip or more; a replica stopped meanwhile
+ * would otherwise send its request when it resumes, after another replica took the check.
+ */
+async function gatedConnect(o: TlsOptions, owner: () => (() => boolean) | undefined): Promise<buildConnector.connector> {
+  const { buildConnector: build } = await undici();
+  const base = build(connectOptions(o));
+  return (opts, callback) =>
+    base(opts, (err, socket) => {
+      const stillOwner = owner();
+      if (err || !socket || !stillOwner || stillOwner()) return callback(err, socket as never);
+      socket.destroy();
+      callback(new LeaseLostError('the check\'s lease was lost before the request was sent'), null);
+    });
 }
 
 /**
@@ -291,8 +311,10 @@ export default defineProbe({
     const { Agent, errors, interceptors } = await undici();
     const tls: TlsOptions = { insecure: p.insecure, ca, servername: p.servername, backstop: ctx.timeoutMs * 2 };
     // Redirects may lead to other origins: those runs get an Agent of their own, destroyed after.
-    const agent = p.followRedirects ? new Agent({ connect: connectOptions(tls), headersTimeout: tls.backstop, bodyTimeout: tls.backstop }) : undefined;
+    const agent = p.followRedirects ? new Agent({ connect: await gatedConnect(tls, () => ctx.stillOwner), headersTimeout: tls.backstop, bodyTimeout: tls.backstop }) : undefined;
     const dispatcher = agent ? agent.compose(interceptors.redirect({ maxRedirections: p.maxRedirects })) : await clientFor(ctx.checkId, target.origin, tls);
+    if (ctx.stillOwner) owners.set(ctx.checkId, ctx.stillOwner);
+    else owners.delete(ctx.checkId);
 
     const started = performance.now();
     try {
@@ -356,6 +378,7 @@ export default defineProbe({
       };
     } catch (err) {
       if (!agent) discard(ctx.checkId);
+      if (err instanceof LeaseLostError) throw err;
       if (signal.aborted) {
         throw new ProbeError('timeout', `${p.method} ${shown}: no complete response before the check timeout (${ctx.timeoutMs} ms)`);
       }
@@ -368,6 +391,7 @@ export default defineProbe({
       const code = e.code && !said.includes(e.code) ? ` (${e.code})` : '';
       return { fields: {}, error: { reason, message: `${p.method} ${shown}: ${said}${code}${hint}` } };
     } finally {
+      owners.delete(ctx.checkId);
       await agent?.destroy();
     }
   },

@@ -58,6 +58,11 @@ export interface MissingConfig {
 }
 
 /** What the harness hands to a probe run. */
+/** HA: a run that sent nothing because the replica no longer holds the check's lease (the scheduler publishes nothing of it). */
+export class LeaseLostError extends Error {
+  override name = 'LeaseLostError';
+}
+
 export interface ProbeContext {
   /** Aborted at the check's timeout and at shutdown: pass it to every I/O call. */
   signal: AbortSignal;
@@ -73,6 +78,13 @@ export interface ProbeContext {
   valueOf(checkId: string): number | undefined;
   /** Attestations and deployments (the attestation kind reads them); absent in one-off tools. */
   records?: Records;
+  /**
+   * HA: whether this replica still holds the check's lease, asked at the moment of the call.
+   * A probe whose request goes out after an asynchronous step (a connection being opened)
+   * asks it right before sending, and sends nothing when it is false: a replica that was
+   * stopped or stalled in between must not probe a check another replica has taken over.
+   */
+  stillOwner?: () => boolean;
 }
 
 /** A probe kind: its name, its parameters' schema, the fields it reports, and its run function. */

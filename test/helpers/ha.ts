@@ -86,16 +86,40 @@ export interface Cluster {
   api(r: Replica, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
-/** Every two probes of one check less than half an interval apart (a run the schedule did not make). */
+/**
+ * Every two probes of one check sent by two replicas less than half an interval apart, as the
+ * targets saw them: a check run by two replicas (what HA must prevent). One replica's own
+ * probes are not compared: its scheduler starts a check's runs at least half an interval apart
+ * (src/scheduler.ts, #noBunching; test/scheduler.test.ts), but the target sees each start plus
+ * the time until the request is written, which on a loaded machine varies by a second (seen:
+ * one replica's consecutive probes 0.53 s apart at a 3 s interval, load average 40), so the
+ * target cannot tell a late send from a double start. closestSameReplica reports that spacing.
+ */
 export function doubleRuns(probes: readonly Probe[], intervalMs: number, from = 0): { check: string; a: Probe; b: Probe }[] {
   const byCheck = new Map<string, Probe[]>();
   for (const p of probes) if (p.at >= from) (byCheck.get(p.check) ?? byCheck.set(p.check, []).get(p.check)!).push(p);
   const out: { check: string; a: Probe; b: Probe }[] = [];
   for (const [check, ps] of byCheck) {
     ps.sort((x, y) => x.at - y.at);
-    for (let i = 1; i < ps.length; i++) if (ps[i]!.at - ps[i - 1]!.at < intervalMs / 2) out.push({ check, a: ps[i - 1]!, b: ps[i]! });
+    for (let i = 1; i < ps.length; i++) {
+      const [a, b] = [ps[i - 1]!, ps[i]!];
+      if (a.replica !== b.replica && b.at - a.at < intervalMs / 2) out.push({ check, a, b });
+    }
   }
   return out;
+}
+
+/** The closest two probes of one check by one replica (ms): the schedule's spacing as the targets saw it. */
+export function closestSameReplica(probes: readonly Probe[], from = 0): number {
+  const last = new Map<string, number>();
+  let min = Infinity;
+  for (const p of [...probes].filter((p) => p.at >= from).sort((x, y) => x.at - y.at)) {
+    const key = `${p.check} ${p.replica}`;
+    const prev = last.get(key);
+    if (prev !== undefined) min = Math.min(min, p.at - prev);
+    last.set(key, p.at);
+  }
+  return min;
 }
 
 /** Largest gap between two probes of each check (and from `from` to its first, and its last to `to`). */

@@ -1,0 +1,101 @@
+// HA: a run asks whether its replica still holds the check's lease where the probe sends, not
+// only when the run starts. A replica stopped (SIGSTOP) or stalled while a probe's connection
+// was opening used to send the request when it resumed, after another replica had taken the
+// check over: a double probe at the target (seen in test/ha-hang.test.ts, the check in step
+// with the one in flight at the stop). Here the lease is lost at the exact moment the probe's
+// connection reaches the target, before its TLS handshake can finish: deterministic, no timing.
+import https from 'node:https';
+import net from 'node:net';
+import type { Static } from '@sinclair/typebox';
+import { Ajv } from 'ajv';
+import pino from 'pino';
+import t from 'tap';
+import { runCheck } from '../src/harness.js';
+import httpProbe from '../src/probes/http.js';
+import { LeaseLostError } from '../src/probes/types.js';
+import { Scheduler } from '../src/scheduler.js';
+import { MemoryStore } from '../src/store/memory.js';
+import { makeCert } from './helpers/certs.js';
+import { checklistOf, makeDef } from './helpers/checks.js';
+
+const log = pino({ level: 'silent' });
+const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true }).compile(httpProbe.params);
+function params(input: Record<string, unknown>): Static<typeof httpProbe.params> {
+  const p = structuredClone(input);
+  if (!validate(p)) throw new Error(JSON.stringify(validate.errors));
+  return p as Static<typeof httpProbe.params>;
+}
+
+t.test('a lease lost while the probe connects: no request is sent, nothing is published', async (t) => {
+  const cert = makeCert({ cn: 'localhost', altNames: ['localhost', '127.0.0.1'] });
+  let requests = 0;
+  const target = https.createServer({ cert: cert.cert, key: cert.key }, (_req, res) => {
+    requests++;
+    res.end('ok');
+  });
+  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => target.close(() => r())));
+  const targetPort = (target.address() as net.AddressInfo).port;
+
+  // The replica's lease: the test takes it away (a new epoch, as when another replica takes
+  // the check over) when the probe's connection arrives, before a byte of it is relayed.
+  let epoch = 1;
+  let loseOnConnect = false;
+  let connections = 0;
+  const front = net.createServer((s) => {
+    connections++;
+    if (loseOnConnect) epoch++;
+    const back = net.connect(targetPort, '127.0.0.1');
+    s.pipe(back).pipe(s);
+    s.on('error', () => back.destroy());
+    back.on('error', () => s.destroy());
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => front.close(() => r())));
+  const url = `https://127.0.0.1:${(front.address() as net.AddressInfo).port}/health`;
+
+  const ownership = {
+    replicaId: 'r1',
+    owns: () => true,
+    fence: () => ({ owner: 'r1', epoch }),
+    owned: () => ['web'],
+    start: async () => {},
+    stop: async () => {},
+  };
+  for (const followRedirects of [false, true]) {
+    const def = makeDef(() => ({ fields: {} }), { id: 'web', kind: 'http', probe: httpProbe as never, params: params({ url, insecure: true, followRedirects }), timeoutMs: 5_000 });
+    const store = new MemoryStore();
+    const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0, ownership });
+    const how = followRedirects ? 'through a redirect-following agent' : 'through the check\'s client';
+
+    // Precondition: with the lease kept, the same run reaches the target and is published.
+    loseOnConnect = false;
+    [requests, connections] = [0, 0];
+    const kept = await sched.runNow('web');
+    t.equal(requests, 1, `${how}: with the lease kept, the request reaches the target`);
+    t.match(kept, { state: 'pass', last: { ranBy: { replica: 'r1', epoch } } }, 'and its result is published under the lease');
+
+    loseOnConnect = true;
+    [requests, connections] = [0, 0];
+    const before = store.latest('web');
+    const lost = await sched.runNow('web');
+    t.equal(connections, 1, `${how}: the probe opened its connection (the run got that far)`);
+    t.equal(requests, 0, 'but sent no request: the lease was lost before it could be written');
+    t.equal(lost, before, 'and published nothing: the stored result is the one before');
+    t.equal(store.latest('web')?.last.startedAt, before?.last.startedAt, 'the store holds no result of that run');
+    await sched.stop(1_000);
+  }
+});
+
+t.test('a lease lost before the probe starts (its client library loading): the probe is not run', async (t) => {
+  let asked = 0;
+  const def = makeDef(() => ({ fields: {} }));
+  const r = await runCheck(def, { log, stillOwner: () => (asked++, false) });
+  t.equal(def.runs(), 0, 'the probe did not run');
+  t.equal(asked, 1, 'the harness asked once, before the probe');
+  t.match(r, { state: 'error', message: /lease was lost before the probe was sent/ });
+  const ok = await runCheck(def, { log, stillOwner: () => true });
+  t.equal(def.runs(), 1, 'with the lease held it runs');
+  t.equal(ok.state, 'pass');
+  t.ok(new LeaseLostError('x') instanceof Error);
+});
