@@ -2,12 +2,13 @@
 // deployment, restart, and they are there, with every check's last known state instead of
 // `pending` everywhere. Run against the embedded store and against PostgreSQL, with the
 // real `readiness` CLI (attest, deploy-mark) talking to the real service.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { ReadinessBody } from '../src/state.js';
 import { runCli, startServe } from './helpers/cli.js';
+import { writeAttestationAndTcpChecklist } from './helpers/checklists.js';
 import { startPostgres } from './helpers/postgres.js';
 import { freePort } from './helpers/service.js';
 
@@ -17,31 +18,7 @@ t.setTimeout(6 * 60_000);
 
 const dir = mkdtempSync(join(tmpdir(), 'readiness-durable-'));
 const TOKEN = 'durable-token-123';
-const file = join(dir, 'checklist.yaml');
-writeFileSync(
-  file,
-  `apiVersion: readiness/v1
-checklist: durable
-defaults: { interval: 1s, timeout: 900ms }
-checks:
-  - id: dr-runbook-reviewed
-    title: DR runbook reviewed
-    section: disaster-recovery
-    severity: high
-    phase: pre-deploy
-    probe: attestation
-    with: { roles: [devops-lead], maxAge: 90d }
-    interval: 1h
-  - id: closed-port
-    title: Port 1 closed
-    section: security
-    severity: low
-    phase: pre-deploy
-    probe: tcp
-    with: { host: 127.0.0.1, port: 1 }
-    expect: ["open == false"]
-`,
-);
+const file = writeAttestationAndTcpChecklist(dir, 'durable');
 
 async function crashAndRestart(t: Test, env: NodeJS.ProcessEnv) {
   const first = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, ...env });

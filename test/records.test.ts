@@ -8,23 +8,17 @@ import { formatDiagnostic } from '../src/config/types.js';
 import { buildServer } from '../src/http/server.js';
 import { Service } from '../src/service.js';
 import { MemoryStore } from '../src/store/memory.js';
+import { checklistYaml, closedPortCheck, drRunbookReviewed } from './helpers/checklists.js';
 
 const log = pino({ level: 'silent' });
 const TOKEN = 'records-test-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
-const YAML = `apiVersion: readiness/v1
-checklist: records
-defaults: { monitorWindow: 2h }
-checks:
-  - id: dr-runbook-reviewed
-    title: DR runbook reviewed
-    section: disaster-recovery
-    severity: high
-    phase: pre-deploy
-    probe: attestation
-    with: { roles: [devops-lead], maxAge: 90d }
-  - id: signoff-security
+const YAML = checklistYaml(
+  'records',
+  [
+    drRunbookReviewed(),
+    `  - id: signoff-security
     title: "Sign-off: Security"
     section: signoff
     severity: critical
@@ -45,15 +39,11 @@ checks:
     phase: monitor
     probe: attestation
     with: { roles: [support-lead], maxAge: 1d }
-  - id: port
-    title: A tcp check
-    section: security
-    severity: low
-    phase: pre-deploy
-    probe: tcp
-    with: { host: 127.0.0.1, port: 1 }
-    expect: ["open == false"]
-`;
+`,
+    closedPortCheck('port', 'A tcp check'),
+  ],
+  '{ monitorWindow: 2h }',
+);
 
 async function setup(t: { teardown: (fn: () => unknown) => void }) {
   const res = loadChecklist(YAML, 'records.yaml', {});

@@ -1,13 +1,33 @@
 // The scheduler: concurrency cap, no overlap, jitter, staleness, dependencies, shutdown.
 import pino from 'pino';
 import t from 'tap';
-import { jitterFor, runOnce, Scheduler } from '../src/scheduler.js';
+import type { CheckDef } from '../src/config/types.js';
+import { jitterFor, runOnce, Scheduler, type SchedulerOptions } from '../src/scheduler.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { viewCheck } from '../src/state.js';
 import { checklistOf, makeDef } from './helpers/checks.js';
 
 const log = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A passing check that records when each of its runs started. */
+function startRecorder(over: Parameters<typeof makeDef>[1]) {
+  const starts: number[] = [];
+  const def = makeDef(() => {
+    starts.push(Date.now());
+    return { fields: {} };
+  }, over);
+  return { def, starts };
+}
+
+/** A scheduler over `checks` (no start-up jitter) run for `ms`, then stopped with `stopMs` for runs in flight. */
+async function runScheduler(checks: CheckDef[], ms: number, { stopMs = 1000, ...opts }: Partial<SchedulerOptions> & { stopMs?: number } = {}) {
+  const sched = new Scheduler(checklistOf(...checks), { store: new MemoryStore(), log, maxJitterMs: 0, ...opts });
+  sched.start();
+  await sleep(ms);
+  await sched.stop(stopMs);
+  return sched;
+}
 
 t.test('the global cap bounds concurrent runs', async (t) => {
   let now = 0;
@@ -40,10 +60,7 @@ t.test('a check never overlaps itself; the skipped slot is counted', async (t) =
   );
   // timeout > interval is rejected by the loader; here the probe ignores its signal on purpose.
   def.timeoutMs = 1000;
-  const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0 });
-  sched.start();
-  await sleep(420);
-  await sched.stop(1000);
+  const sched = await runScheduler([def], 420);
   t.notOk(overlapped, 'no overlap');
   t.ok(def.runs() >= 2, `ran ${def.runs()} times`);
   t.ok(sched.stats.skipped >= 2, `skipped ${sched.stats.skipped} slots`);
@@ -59,10 +76,7 @@ t.test('slots stay on the schedule: no drift from run duration', async (t) => {
     },
     { intervalMs: 100, timeoutMs: 90 },
   );
-  const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0 });
-  sched.start();
-  await sleep(560);
-  await sched.stop(500);
+  await runScheduler([def], 560, { stopMs: 500 });
   t.ok(starts.length >= 5, `${starts.length} runs`);
   // With drift (next = end + interval) 5 runs would take 5 x 125 ms; anchored, 5 x 100 ms.
   const span = starts[starts.length - 1]! - starts[0]!;
@@ -84,10 +98,7 @@ t.test('a probe that throws is a result; the scheduler keeps going', async (t) =
   }, { id: 'bad', intervalMs: 40, timeoutMs: 30 });
   const good = makeDef(() => ({ fields: {} }), { id: 'good', intervalMs: 40, timeoutMs: 30 });
   const store = new MemoryStore();
-  const sched = new Scheduler(checklistOf(bad, good), { store, log, maxJitterMs: 0 });
-  sched.start();
-  await sleep(150);
-  await sched.stop(100);
+  await runScheduler([bad, good], 150, { store, stopMs: 100 });
   t.equal(store.latest('bad')?.state, 'error');
   t.equal(store.latest('bad')?.message, 'boom');
   t.equal(store.latest('good')?.state, 'pass');
@@ -148,10 +159,7 @@ t.test('stop waits for runs in flight up to the deadline, then aborts them', asy
 t.test('cron checks run once at start-up, then on their schedule', async (t) => {
   const def = makeDef(() => ({ fields: {} }), { schedule: '0 0 1 1 *', intervalMs: 365 * 86_400_000 });
   const store = new MemoryStore();
-  const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0 });
-  sched.start();
-  await sleep(50);
-  await sched.stop(100);
+  await runScheduler([def], 50, { store, stopMs: 100 });
   t.equal(def.runs(), 1);
   t.equal(store.latest('c1')?.state, 'pass');
 });
@@ -179,34 +187,17 @@ t.test('watch-backed kinds: a change notification runs the check now, debounced'
 });
 
 t.test('a check with a recent stored run continues its cadence instead of running again at start', async (t) => {
-  const starts: number[] = [];
-  const def = makeDef(
-    () => {
-      starts.push(Date.now());
-      return { fields: {} };
-    },
-    { intervalMs: 1_000, timeoutMs: 500 },
-  );
+  const { def, starts } = startRecorder({ intervalMs: 1_000, timeoutMs: 500 });
   const store = new MemoryStore();
   const last = Date.now() - 300;
   await store.put({ check: def.id, state: 'pass', message: 'ok', last: { check: def.id, state: 'pass', message: 'ok', startedAt: last, finishedAt: last + 5, durationMs: 5, conditions: [] }, streak: 1, runs: { pass: 1 } });
-  const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0 });
-  sched.start();
-  await sleep(1_400);
-  await sched.stop(1000);
+  await runScheduler([def], 1_400, { store });
   t.ok(starts.length >= 1, 'it ran');
   t.ok(starts[0]! - last >= 950, `the first run came one interval after the stored one (${starts[0]! - last} ms), not at once`);
 });
 
 t.test('a check handed over (HA) continues the cadence of the run another replica made', async (t) => {
-  const starts: number[] = [];
-  const def = makeDef(
-    () => {
-      starts.push(Date.now());
-      return { fields: {} };
-    },
-    { intervalMs: 1_000, timeoutMs: 500 },
-  );
+  const { def, starts } = startRecorder({ intervalMs: 1_000, timeoutMs: 500 });
   let mine = false;
   const ownership = { replicaId: 'r-test', owns: () => mine, fence: () => undefined, owned: () => (mine ? [def.id] : []), start: async () => {}, stop: async () => {} };
   const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0, ownership });
@@ -249,14 +240,7 @@ t.test('runs are counted per process for readiness_check_runs_total, kept across
 });
 
 t.test('a run that starts late takes its slot: the next is not half an interval behind it', async (t) => {
-  const starts: number[] = [];
-  const def = makeDef(
-    () => {
-      starts.push(Date.now());
-      return { fields: {} };
-    },
-    { intervalMs: 400, timeoutMs: 300 },
-  );
+  const { def, starts } = startRecorder({ intervalMs: 400, timeoutMs: 300 });
   // The first run waits for its client library (as a lazily loaded kind does), 300 ms.
   let loaded = false;
   def.probe = {
@@ -266,10 +250,7 @@ t.test('a run that starts late takes its slot: the next is not half an interval 
       loaded = true;
     },
   };
-  const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0 });
-  sched.start();
-  await sleep(1_700);
-  await sched.stop(1000);
+  const sched = await runScheduler([def], 1_700);
   const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
   t.ok(starts.length >= 3, `ran ${starts.length} times`);
   t.ok(

@@ -11,22 +11,16 @@ import fc from 'fast-check';
 import t from 'tap';
 import { loadChecklist, loadChecklistFile, MAX_ALIAS_COUNT, MAX_CHECKLIST_BYTES, MAX_CHECKS, type LoadResult } from '../../src/config/load.js';
 import { runCli, startServe } from '../helpers/cli.js';
+import { checklistYaml, closedPortCheck } from '../helpers/checklists.js';
 import { waitFor } from '../helpers/service.js';
 import { faultSuite } from '../helpers/faults.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'readiness-faults-loader-'));
 const suite = faultSuite(t, 'loader');
 
-const check = (id: string, extra = '') => `  - id: ${id}
-    title: Port ${id}
-    section: security
-    severity: low
-    phase: pre-deploy
-    probe: tcp
-    with: { host: 127.0.0.1, port: 1 }
-    expect: ["open == false"]
-${extra}`;
-const GOOD = `apiVersion: readiness/v1\nchecklist: good\ncheck_placeholder: x\nchecks:\n${check('a')}${check('b')}`.replace('check_placeholder: x\n', '');
+/** A tcp check titled `Port <id>` (test/helpers/checklists.ts). */
+const check = (id: string, extra = '') => closedPortCheck(id, `Port ${id}`, extra);
+const GOOD = checklistYaml('good', [check('a'), check('b')]);
 
 /** The billion laughs: nine levels of nine aliases each. */
 function billionLaughs(): string {

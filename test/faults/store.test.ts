@@ -12,37 +12,14 @@ import t from 'tap';
 import { CachedStore } from '../../src/store/cached.js';
 import { SqliteBackend } from '../../src/store/sqlite.js';
 import { runCli, startServe } from '../helpers/cli.js';
+import { writeAttestationAndTcpChecklist } from '../helpers/checklists.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { waitFor } from '../helpers/service.js';
 import { faultSuite } from '../helpers/faults.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'readiness-faults-store-'));
 const TOKEN = 'faults-store-token';
-const file = join(dir, 'checklist.yaml');
-writeFileSync(
-  file,
-  `apiVersion: readiness/v1
-checklist: faults-store
-defaults: { interval: 1s, timeout: 900ms }
-checks:
-  - id: dr-runbook-reviewed
-    title: DR runbook reviewed
-    section: disaster-recovery
-    severity: high
-    phase: pre-deploy
-    probe: attestation
-    with: { roles: [devops-lead], maxAge: 90d }
-    interval: 1h
-  - id: closed-port
-    title: Port 1 closed
-    section: security
-    severity: low
-    phase: pre-deploy
-    probe: tcp
-    with: { host: 127.0.0.1, port: 1 }
-    expect: ["open == false"]
-`,
-);
+const file = writeAttestationAndTcpChecklist(dir, 'faults-store');
 
 /** A data directory holding an embedded store with `n` attestations, written and closed. */
 async function storeWith(n: number): Promise<{ dataDir: string; db: string }> {
