@@ -34,7 +34,7 @@
 // (docs/alerts.md, "Fault to page").
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import YAML from 'yaml';
 import { captureHttp, captureSmtp, startAlertmanager } from './helpers/alertmanager.js';
 import { startServe } from './helpers/cli.js';
@@ -392,6 +392,31 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
     }
   };
   const triggers: ReceivedEvent[] = [];
+  /** The first PagerDuty event at index `from` or later with this action (and `also`). */
+  const nextEvent = (from: number, action: 'trigger' | 'resolve', timeoutMs: number, also: (e: ReceivedEvent) => boolean = () => true) =>
+    pd.waitFor((e) => pd.events.indexOf(e) >= from && e.event.event_action === action && also(e), timeoutMs);
+  /** Once PagerDuty has been quiet for a while: exactly `expected` (brief()s) arrived since `mark`. */
+  const exactlySince = async (t: Test, mark: number, expected: (string | undefined)[][], message: string) => {
+    await quiet();
+    t.same(since(mark).map(brief), expected, message);
+  };
+  /** An incident of `cls` on `component`: its trigger and then its resolve, as brief() gives them. */
+  const incident = (cls: string, component: string, key: string | undefined) => [
+    ['trigger', cls, component, key],
+    ['resolve', cls, component, key],
+  ];
+  /**
+   * The app mended after a rollback page: the incident the trigger opened resolves, every check
+   * passes again, and the trigger and its resolve are all PagerDuty got since `mark`.
+   */
+  const mendedAfterRollback = async (t: Test, mark: number, trigger: ReceivedEvent) => {
+    await app.set('ok');
+    const resolve = await nextEvent(mark + 1, 'resolve', 60_000);
+    t.equal(resolve.event.dedup_key, trigger.event.dedup_key, 'resolves the incident the trigger opened');
+    await waitFor('every check passes again', allPass, { timeoutMs: 60_000, everyMs: 250 });
+    await exactlySince(t, mark, incident('ReadinessRollbackRecommended', 'deployment', trigger.event.dedup_key), 'exactly: one trigger and its resolve');
+    return resolve;
+  };
 
   await t.test('healthy: every rule evaluates over the real exporter, nothing pending, nothing sent', async (t) => {
     await sleep(2500);
@@ -425,7 +450,7 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
     const mark = pd.events.length;
     ops.backupFresh = false;
     ops.runbookPublished = false;
-    const trigger = await pd.waitFor((e) => pd.events.indexOf(e) >= mark && e.event.event_action === 'trigger', 30_000);
+    const trigger = await nextEvent(mark, 'trigger', 30_000);
     triggers.push(trigger);
     t.match(trigger.event.payload, { severity: 'critical', class: 'ReadinessCheckFailing', component: 'backup-latest-age', summary: 'Readiness check backup-latest-age is failing.' });
     t.match(trigger.event.payload?.custom_details, { check: 'backup-latest-age', phase: 'pre-deploy', runbook_url: 'https://runbooks.offgridflow.com/readiness/checks/backup-latest-age' });
@@ -433,18 +458,13 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
     // The ticket: Slack (and email), not PagerDuty.
     const ticket = await slack.waitFor((r) => JSON.stringify(r.body).includes('runbook-api-down'), 30_000);
     t.match(JSON.stringify(ticket.body), 'ReadinessCheckFailing');
-    await quiet();
-    t.same(since(mark).map(brief), [['trigger', 'ReadinessCheckFailing', 'backup-latest-age', trigger.event.dedup_key]], 'one trigger while it fails');
+    await exactlySince(t, mark, [['trigger', 'ReadinessCheckFailing', 'backup-latest-age', trigger.event.dedup_key]], 'one trigger while it fails');
 
     ops.backupFresh = true;
     ops.runbookPublished = true;
-    const resolve = await pd.waitFor((e) => pd.events.indexOf(e) > mark && e.event.event_action === 'resolve', 30_000);
+    const resolve = await nextEvent(mark + 1, 'resolve', 30_000);
     t.equal(resolve.event.dedup_key, trigger.event.dedup_key, 'resolves the incident it opened');
-    await quiet();
-    t.same(since(mark).map(brief), [
-      ['trigger', 'ReadinessCheckFailing', 'backup-latest-age', trigger.event.dedup_key],
-      ['resolve', 'ReadinessCheckFailing', 'backup-latest-age', trigger.event.dedup_key],
-    ], 'exactly: the trigger and its resolve');
+    await exactlySince(t, mark, incident('ReadinessCheckFailing', 'backup-latest-age', trigger.event.dedup_key), 'exactly: the trigger and its resolve');
     await waitFor('every check passes again', allPass, { timeoutMs: 30_000, everyMs: 250 });
     t.comment(`${elapsed()}: pre-deploy done`);
   });
@@ -457,7 +477,7 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
     const mark = pd.events.length;
     const faultAt = Date.now();
     await app.set('http500');
-    const trigger = await pd.waitFor((e) => pd.events.indexOf(e) >= mark && e.event.event_action === 'trigger', 60_000);
+    const trigger = await nextEvent(mark, 'trigger', 60_000);
     rollback1 = trigger;
     triggers.push(trigger);
     const faultToPage = (trigger.at - faultAt) / 1000;
@@ -556,19 +576,10 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
       }
     });
 
-    await quiet();
-    t.same(since(mark).map(brief), [['trigger', 'ReadinessRollbackRecommended', 'deployment', trigger.event.dedup_key]], 'ONE trigger for the fault: no per-check page, no second incident');
+    await exactlySince(t, mark, [['trigger', 'ReadinessRollbackRecommended', 'deployment', trigger.event.dedup_key]], 'ONE trigger for the fault: no per-check page, no second incident');
 
-    await app.set('ok');
-    const resolve = await pd.waitFor((x) => pd.events.indexOf(x) > mark && x.event.event_action === 'resolve', 60_000);
+    const resolve = await mendedAfterRollback(t, mark, trigger);
     t.comment(`${elapsed()}: resolve ${((resolve.at - faultAt) / 1000).toFixed(1)}s after the fault`);
-    t.equal(resolve.event.dedup_key, trigger.event.dedup_key, 'resolves the incident the trigger opened');
-    await waitFor('every check passes again', allPass, { timeoutMs: 60_000, everyMs: 250 });
-    await quiet();
-    t.same(since(mark).map(brief), [
-      ['trigger', 'ReadinessRollbackRecommended', 'deployment', trigger.event.dedup_key],
-      ['resolve', 'ReadinessRollbackRecommended', 'deployment', trigger.event.dedup_key],
-    ], 'exactly: one trigger and its resolve');
   });
 
   // --- 3. A total outage inside the window of 1.0.1. -----------------------------------------
@@ -578,32 +589,23 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
     const mark = pd.events.length;
     const faultAt = Date.now();
     await app.set('down');
-    const trigger = await pd.waitFor((e) => pd.events.indexOf(e) >= mark && e.event.event_action === 'trigger', 60_000);
+    const trigger = await nextEvent(mark, 'trigger', 60_000);
     triggers.push(trigger);
     t.comment(`${elapsed()}: total outage: fault to page ${((trigger.at - faultAt) / 1000).toFixed(1)}s`);
     t.ok((trigger.at - faultAt) / 1000 <= 2 + 1 + 1 + 1 + 25, 'within the pipeline\'s bound (+25s for load)');
     t.match(trigger.event.payload, { severity: 'critical', class: 'ReadinessRollbackRecommended', component: 'deployment', custom_details: { version: '1.0.1' } });
     t.match(String(trigger.event.payload?.custom_details?.description), /(health-ready|flow-login) \(verify\) error \(refused\), value none, expected (status == 200|duration_ms < 3s)/, 'a check refused by the dead app is a rollback cause');
     t.not(trigger.event.dedup_key, rollback1?.event.dedup_key, 'a new deployment is a new incident');
-    await quiet();
-    t.same(since(mark).map(brief), [['trigger', 'ReadinessRollbackRecommended', 'deployment', trigger.event.dedup_key]], 'ONE trigger for the outage');
+    await exactlySince(t, mark, [['trigger', 'ReadinessRollbackRecommended', 'deployment', trigger.event.dedup_key]], 'ONE trigger for the outage');
 
-    await app.set('ok');
-    const resolve = await pd.waitFor((x) => pd.events.indexOf(x) > mark && x.event.event_action === 'resolve', 60_000);
-    t.equal(resolve.event.dedup_key, trigger.event.dedup_key);
-    await waitFor('every check passes again', allPass, { timeoutMs: 60_000, everyMs: 250 });
-    await quiet();
-    t.same(since(mark).map(brief), [
-      ['trigger', 'ReadinessRollbackRecommended', 'deployment', trigger.event.dedup_key],
-      ['resolve', 'ReadinessRollbackRecommended', 'deployment', trigger.event.dedup_key],
-    ], 'exactly: one trigger and its resolve');
+    await mendedAfterRollback(t, mark, trigger);
   });
 
   // --- 4. The exporter killed while an incident it raised is open. ----------------------------
   await t.test('exporter killed: ReadinessExporterDown pages and resolves; the incident it had raised neither resolves nor pages again', async (t) => {
     const mark = pd.events.length;
     ops.backupFresh = false;
-    const backup = await pd.waitFor((e) => pd.events.indexOf(e) >= mark && e.event.event_action === 'trigger', 30_000);
+    const backup = await nextEvent(mark, 'trigger', 30_000);
     triggers.push(backup);
     t.equal(backup.event.payload?.component, 'backup-latest-age', 'precondition: the backup incident is open');
     await quiet();
@@ -611,7 +613,7 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
     svc.child.kill('SIGKILL');
     await svc.exited;
     const killedAt = Date.now();
-    const down = await pd.waitFor((e) => pd.events.indexOf(e) > mark + 0 && e.event.event_action === 'trigger' && e.event.payload?.class === 'ReadinessExporterDown', 30_000);
+    const down = await nextEvent(mark + 1, 'trigger', 30_000, (e) => e.event.payload?.class === 'ReadinessExporterDown');
     triggers.push(down);
     t.comment(`${elapsed()}: exporter down paged ${((down.at - killedAt) / 1000).toFixed(1)}s after the kill`);
     t.match(down.event.payload, { severity: 'critical', component: 'readiness-exporter', summary: `Readiness exporter ${JOB} is down.` });
@@ -623,16 +625,15 @@ t.test('one fault, one page: the shipped rules and routing, from fault to PagerD
     ], 'while the exporter is down, its open incident neither resolves nor repeats');
 
     svc = await startServe(whole, serveArgs, serveEnv, 90_000);
-    const up = await pd.waitFor((e) => pd.events.indexOf(e) > mark && e.event.event_action === 'resolve', 30_000);
+    const up = await nextEvent(mark + 1, 'resolve', 30_000);
     t.equal(up.event.dedup_key, down.event.dedup_key, 'the exporter-down incident resolves once it is back');
     await quiet();
     t.same((await checkState('backup-latest-age'))?.state, 'fail', 'precondition: the backup still fails after the restart');
 
     ops.backupFresh = true;
-    const fixed = await pd.waitFor((e) => pd.events.indexOf(e) > mark && e.event.event_action === 'resolve' && e.event.dedup_key === backup.event.dedup_key, 30_000);
+    const fixed = await nextEvent(mark + 1, 'resolve', 30_000, (e) => e.event.dedup_key === backup.event.dedup_key);
     t.ok(fixed, 'the backup incident resolves when the backup is fixed');
-    await quiet();
-    t.same(since(mark).map(brief), [
+    await exactlySince(t, mark, [
       ['trigger', 'ReadinessCheckFailing', 'backup-latest-age', backup.event.dedup_key],
       ['trigger', 'ReadinessExporterDown', 'readiness-exporter', down.event.dedup_key],
       ['resolve', 'ReadinessExporterDown', 'readiness-exporter', down.event.dedup_key],
