@@ -123,7 +123,15 @@ export function titlesMayCarryComments(text: string): boolean {
     if (v.startsWith('"') || v.startsWith("'") || v.startsWith('|') || v.startsWith('>')) continue;
     if (/[ \t]#/.test(v)) return true;
     const keyCol = m[1]!.length;
-    const next = lines.slice(i + 1).find((l) => l.trim() !== '');
+    // The next non-blank line, found in place: a copy of the rest per title made a 10,000-check
+    // file cost seconds (quadratic).
+    let next: string | undefined;
+    for (let j = i + 1; j < lines.length; j++) {
+      if (lines[j]!.trim() !== '') {
+        next = lines[j];
+        break;
+      }
+    }
     if (next !== undefined && (next.trimStart().startsWith('#') || next.length - next.trimStart().length > keyCol)) return true;
   }
   return false;
