@@ -78,6 +78,49 @@ t.test('start: once; unconfigured checks are neither run nor subscribed; trackin
   t.equal(sched.view('nope'), undefined);
   t.equal(sched.viewEntry('nope'), undefined);
   t.equal(sched.viewEntry('u')?.view.state, 'unconfigured');
+  t.equal(sched.view('u')?.runs, undefined, 'no runs of its own: none shown');
+
+  const fresh = new Scheduler(checklistOf(makeDef(pass, { id: 'f', intervalMs: 3_600_000 })), { store: new MemoryStore(), log, maxJitterMs: 3_600_000, now: () => 42 });
+  t.teardown(() => fresh.stop(0));
+  fresh.start();
+  t.same([...fresh.trackedSince()], [['f', 42]], 'nothing handed over: tracked since start');
+});
+
+t.test('a cron check keeps its cron slots: a recent run is not repeated on the interval', async (t) => {
+  const store = new MemoryStore();
+  const recent = makeDef(pass, { id: 'recent', schedule: '0 0 1 1 *', intervalMs: 100 });
+  const now = Date.now();
+  await store.put({ check: 'recent', state: 'pass', message: 'ok', last: { check: 'recent', state: 'pass', message: 'ok', startedAt: now, finishedAt: now, durationMs: 0, conditions: [] }, streak: 1, runs: { pass: 1 } });
+  const first = makeDef(pass, { id: 'first', schedule: '0 0 1 1 *', intervalMs: 100 });
+  const sched = new Scheduler(checklistOf(recent, first), { store, log, maxJitterMs: 0 });
+  t.teardown(() => sched.stop(0));
+  sched.start();
+  await until(() => first.runs() === 1, 'the start-up run of the cron check without a result');
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(recent.runs(), 0, 'the recent one waits for January, not 100 ms');
+  t.equal(first.runs(), 1, 'and the other ran once');
+});
+
+t.test('runOnce: a name that is no check runs nothing', async (t) => {
+  const a = makeDef(pass, { id: 'a' });
+  t.same(await runOnce(checklistOf(a), { store: new MemoryStore(), log, only: ['nope'] }), []);
+  t.equal(a.runs(), 0);
+});
+
+t.test('the probe reads other checks\' values and the records through the scheduler', async (t) => {
+  const att = [{ id: 1 }] as unknown as ReturnType<Records['attestations']>;
+  const dep = [{ id: 2 }] as unknown as ReturnType<Records['deployments']>;
+  const records: Records = { attestations: () => att, deployments: () => dep };
+  const a = makeDef(() => ({ value: 5, fields: {} }), { id: 'a' });
+  const seen: unknown[] = [];
+  const b = makeDef((ctx) => (seen.push(ctx.valueOf('a'), ctx.valueOf('never'), ctx.records!.attestations('b'), ctx.records!.deployments(1)), { fields: {} }), { id: 'b' });
+  const sched = new Scheduler(checklistOf(a, b), { store: new MemoryStore(), log, records });
+  t.teardown(() => sched.stop(0));
+  await sched.runNow('a');
+  await sched.runNow('b');
+  t.same(seen, [5, undefined, att, dep]);
+  t.equal(seen[2], att);
+  t.equal(seen[3], dep);
 });
 
 t.test('a view is frozen: later runs do not change what it showed', async (t) => {
@@ -146,6 +189,7 @@ t.test('a harness failure is an error result; the scheduler keeps going', async 
   const s = (await sched.runNow('a'))!;
   t.match(s, { state: 'error', reason: 'error', message: 'Error: boom' });
   t.equal(s.last.durationMs, 0);
+  t.same(s.last.conditions, []);
   t.equal(s.last.check, 'a');
   t.ok(s.last.startedAt > 0 && s.last.finishedAt === s.last.startedAt);
   t.equal((await sched.runNow('a'))?.state, 'error', 'and runs again');
