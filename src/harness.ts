@@ -9,6 +9,7 @@ import { LeaseLostError, ProbeError, type Observation } from './probes/types.js'
 import { reasonFromError, type Reason } from './reasons.js';
 import type { CheckStatus, ConditionOutcome, Records, RunResult, RunState } from './store/types.js';
 import { scrubSecrets } from './probes/shared.js';
+import { maskCutSecrets } from './secrets.js';
 
 export interface RunDeps {
   log: Logger;
@@ -28,9 +29,12 @@ class TimeoutError extends Error {
   override name = 'TimeoutError';
 }
 
-/** Replaces every secret value that reached the check's params with `***`. */
+/**
+ * Replaces every secret of the check (src/secrets.ts) with `***`: whole, and a part of one
+ * that a probe or a condition cut off at an ellipsis.
+ */
 export function redact(text: string, secrets: readonly string[]): string {
-  return scrubSecrets(text, secrets, 4);
+  return maskCutSecrets(scrubSecrets(text, secrets, 4), secrets);
 }
 
 function oneLine(s: string, max = 500): string {

@@ -118,3 +118,48 @@ export function setLogSecrets(owner: object, secrets: readonly string[] | undefi
 export function scrubLogLine(line: string): string {
   return pattern ? line.replace(pattern, '***') : line;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cut secrets: a probe or a condition shortens a long text (`body = "{...ECHO[Y25yeTAw..."`)
+// before the harness sees it, so a secret cut in two is no longer found whole. The part left
+// next to the cut is still the secret's: a head before an ellipsis or at the text's end, a tail
+// after an ellipsis or at its start.
+
+/** Shortest cut part hidden: shorter heads are too common to hide ("http", a JSON brace). */
+export const MIN_CUT_LENGTH = 6;
+const CUT = /\.\.\.|\u2026/g;
+
+/** The text with every part of a secret cut off at an ellipsis (or the text's ends) replaced by `***`. */
+export function maskCutSecrets(text: string, secrets: readonly string[]): string {
+  const long = secrets.filter((s) => s.length > MIN_CUT_LENGTH);
+  if (long.length === 0 || text === '') return text;
+  const cuts = new Set<number>([0, text.length]);
+  for (const m of text.matchAll(CUT)) cuts.add(m.index).add(m.index + m[0].length);
+  // [start, end) ranges to hide, found first, replaced right to left.
+  const hide: [number, number][] = [];
+  for (const at of cuts) {
+    let head = 0;
+    let tail = 0;
+    for (const s of long) {
+      // Longest proper head of s ending at `at`, longest proper tail starting there.
+      for (let k = Math.min(s.length - 1, at); k >= MIN_CUT_LENGTH && k > head; k--) {
+        if (text.startsWith(s.slice(0, k), at - k)) head = k;
+      }
+      for (let k = Math.min(s.length - 1, text.length - at); k >= MIN_CUT_LENGTH && k > tail; k--) {
+        if (text.startsWith(s.slice(s.length - k), at)) tail = k;
+      }
+    }
+    if (head > 0) hide.push([at - head, at]);
+    if (tail > 0) hide.push([at, at + tail]);
+  }
+  if (hide.length === 0) return text;
+  hide.sort((a, b) => a[0] - b[0]);
+  let out = '';
+  let pos = 0;
+  for (const [start, end] of hide) {
+    if (end <= pos) continue;
+    out += text.slice(pos, Math.max(pos, start)) + '***';
+    pos = end;
+  }
+  return out + text.slice(pos);
+}
