@@ -651,10 +651,11 @@ function buildCheck(
   if (!kind) return undefined;
   // Secret params, the variables the params name (any *Env) and the kind's required ones, in
   // every encoding a probe sends them (src/secrets.ts).
+  // Plus what the kind says it sends that the params do not show (a kubeconfig's token).
   const envNames = new Set([...envParamNames(params), ...(kind.requiredEnv?.(params as never) ?? [])]);
   const envValues = [...envNames].map((n) => env[n]).filter((v): v is string => typeof v === 'string' && v !== '');
   const secrets = secretForms(
-    [...(kind.secretParams ?? []).flatMap((k) => secretValues(params[k])), ...envValues],
+    [...(kind.secretParams ?? []).flatMap((k) => secretValues(params[k])), ...envValues, ...kindSecrets(kind, params, env)],
     [...basicPairsFromUrls(params), ...basicPairsFromEnv(params, env)],
   );
   return {
@@ -719,6 +720,15 @@ function reportCycles(checks: [number, RawCheck][], r: Reporter): void {
     state.set(id, 'done');
   };
   for (const [, c] of checks) visit(c.id, []);
+}
+
+/** ProbeKind.secrets, which must not throw out of the loader (a broken kubeconfig is the probe's to report). */
+function kindSecrets(kind: ProbeKind, params: Record<string, unknown>, env: NodeJS.ProcessEnv): string[] {
+  try {
+    return (kind.secrets?.(params as never, env) ?? []).filter((v): v is string => typeof v === 'string' && v !== '');
+  } catch {
+    return [];
+  }
 }
 
 /**

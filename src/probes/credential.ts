@@ -8,6 +8,7 @@
 // variables named in the params and never reach a field, a message or a log: providers'
 // own error texts, which quote masked key fragments, are not repeated.
 import { createSign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
@@ -344,6 +345,15 @@ export default defineProbe({
   missingConfig(p, env) {
     if (p.provider !== 'gcp' || p.keyEnv || p.keyFile || env.GOOGLE_APPLICATION_CREDENTIALS) return [];
     return [{ variable: 'GOOGLE_APPLICATION_CREDENTIALS', alternative: 'the keyFile or keyEnv param', message: 'no service-account key: set keyFile, keyEnv or GOOGLE_APPLICATION_CREDENTIALS' }];
+  },
+  // A GCP key signs the token request, never sent itself; its private key is still masked
+  // wherever it might be quoted (the key JSON in keyEnv is masked whole as a variable's value).
+  secrets(p, env) {
+    if (p.provider !== 'gcp') return [];
+    const file = p.keyFile ?? env.GOOGLE_APPLICATION_CREDENTIALS;
+    const text = p.keyEnv ? (env[p.keyEnv] ?? '') : file ? readFileSync(file, 'utf8') : '';
+    const key = JSON.parse(text) as { private_key?: unknown; private_key_id?: unknown };
+    return [key.private_key, key.private_key_id].filter((v): v is string => typeof v === 'string');
   },
   requiredEnv(p) {
     if (p.provider === 'aws') return [p.accessKeyIdEnv, p.secretAccessKeyEnv];

@@ -83,6 +83,8 @@ export default defineProbe({
   description: 'Runs a program (a smoke-test script); exit code 0 passes. Reports the exit code, duration and the last lines of output.',
   params,
   secretParams: ['setEnv'],
+  // The allow-listed variables' values reach the program, and a program may print them.
+  secrets: (p, env) => p.env.map((n) => env[n] ?? ''),
   fields: {
     exit_code: { type: 'number', description: 'Exit code; absent when the program was killed by a signal. Also the check value.' },
     signal: { type: 'string', description: 'Signal that ended the program (SIGKILL, ...), when one did.' },

@@ -17,7 +17,7 @@ import type { SharedInformer } from './kubernetes/informers.js';
 import type { Measurement, View } from './kubernetes/measure.js';
 import { COMMON, DEFAULTS, MEASURE_PARAMS, params, type KubeParams, type Measure } from './kubernetes/params.js';
 import type { ResourceName } from './kubernetes/resources.js';
-import { kubeconfigOrigin, NO_KUBECONFIG } from './kubernetes/source.js';
+import { kubeconfigOrigin, kubeconfigSecrets, NO_KUBECONFIG } from './kubernetes/source.js';
 import { ingressRateLimit, networkPolicies, rbac, secretsAge, secretsSealed, serviceAccounts, servicesInternal } from './kubernetes/security.js';
 import { ago, durationMs, parseSelector } from './kubernetes/util.js';
 import { cronjobLastSuccess, env, hpa, jobComplete, pdb, resources, rollout } from './kubernetes/workloads.js';
@@ -179,6 +179,7 @@ export default defineProbe({
   // No configuration at all is `unconfigured` at load (a named file that cannot be read is an error at run time).
   missingConfig: (p, env) =>
     kubeconfigOrigin(p, env) ? [] : [{ variable: 'KUBECONFIG', alternative: "a pod's service account, or ~/.kube/config", message: NO_KUBECONFIG }],
+  secrets: kubeconfigSecrets,
 
   validate(p) {
     const errors: string[] = [];

@@ -8,7 +8,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { SafeRegex } from '../regex.js';
 import { commonjs, lazy } from './lazy.js';
-import { s3Client, s3Error, s3Sdk } from './s3.js';
+import { awsSecrets, s3Client, s3Error, s3Sdk } from './s3.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 
 const undici = lazy(() => import('undici').then(commonjs));
@@ -389,22 +389,24 @@ async function fetchUrl(url: string, headers: Record<string, string>, cap: numbe
 
 type S3Settings = NonNullable<Static<typeof params>['s3']>;
 
+/** The s3 client settings of an s3:// source, defaults filled in. */
+function s3Settings(o: S3Settings = {}) {
+  return {
+    region: o.region ?? 'us-east-1',
+    endpoint: o.endpoint,
+    forcePathStyle: o.forcePathStyle ?? false,
+    credentials: o.credentials ?? 'env',
+    accessKeyIdEnv: o.accessKeyIdEnv ?? 'AWS_ACCESS_KEY_ID',
+    secretAccessKeyEnv: o.secretAccessKeyEnv ?? 'AWS_SECRET_ACCESS_KEY',
+    sessionTokenEnv: o.sessionTokenEnv ?? 'AWS_SESSION_TOKEN',
+  };
+}
+
 async function fetchS3(source: string, o: S3Settings, cap: number, ctx: ProbeContext): Promise<Loaded> {
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(source);
   if (!m) throw new ProbeError('error', `${source} is not s3://bucket/key`);
   const { GetObjectCommand } = await s3Sdk();
-  const client = await s3Client(
-    {
-      region: o.region ?? 'us-east-1',
-      endpoint: o.endpoint,
-      forcePathStyle: o.forcePathStyle ?? false,
-      credentials: o.credentials ?? 'env',
-      accessKeyIdEnv: o.accessKeyIdEnv ?? 'AWS_ACCESS_KEY_ID',
-      secretAccessKeyEnv: o.secretAccessKeyEnv ?? 'AWS_SECRET_ACCESS_KEY',
-      sessionTokenEnv: o.sessionTokenEnv ?? 'AWS_SESSION_TOKEN',
-    },
-    ctx.env,
-  );
+  const client = await s3Client(s3Settings(o), ctx.env);
   try {
     const out = await client.send(new GetObjectCommand({ Bucket: m[1], Key: m[2] }), { abortSignal: ctx.signal });
     if ((out.ContentLength ?? 0) > cap) {
@@ -464,6 +466,8 @@ export default defineProbe({
   },
 
   requiredEnv: (p) => (p.bearerTokenEnv ? [p.bearerTokenEnv] : []),
+  // An s3:// source sends the AWS credentials, named or the SDK's defaults.
+  secrets: (p, env) => (p.source.startsWith('s3://') ? awsSecrets(s3Settings(p.s3), env) : []),
   validate(p) {
     const problems: string[] = [];
     if (isUrl(p.source)) {

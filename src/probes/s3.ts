@@ -43,6 +43,17 @@ export type S3Params = Static<typeof params>;
 
 const DAY_MS = 86_400_000;
 
+type S3Credentials = Pick<S3Params, 'credentials' | 'accessKeyIdEnv' | 'secretAccessKeyEnv' | 'sessionTokenEnv'>;
+
+/**
+ * The credential values a client for these params sends (ProbeKind.secrets): the named
+ * variables', and with the SDK's chain (`default`) the variables it reads itself.
+ */
+export function awsSecrets(p: S3Credentials, env: NodeJS.ProcessEnv): string[] {
+  const names = p.credentials === 'env' ? [p.accessKeyIdEnv, p.secretAccessKeyEnv, p.sessionTokenEnv] : ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
+  return names.map((n) => env[n] ?? '');
+}
+
 /** The client for a check's params, with its credentials from the environment. */
 export async function s3Client(p: Pick<S3Params, 'region' | 'endpoint' | 'forcePathStyle' | 'credentials' | 'accessKeyIdEnv' | 'secretAccessKeyEnv' | 'sessionTokenEnv'>, env: NodeJS.ProcessEnv): Promise<S3Client> {
   const config: S3ClientConfig = {
@@ -104,6 +115,7 @@ export default defineProbe({
   },
 
   requiredEnv: (p) => (p.credentials === 'env' ? [p.accessKeyIdEnv, p.secretAccessKeyEnv] : []),
+  secrets: awsSecrets,
   validate(p) {
     const problems: string[] = [];
     if (p.pattern !== undefined) {

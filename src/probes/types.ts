@@ -116,6 +116,15 @@ export interface ProbeKind<S extends TSchema = TSchema> {
    */
   missingConfig?(params: Static<S>, env: NodeJS.ProcessEnv): MissingConfig[];
   /**
+   * Secret values a check of this kind sends (or hands to a program) that neither its secret
+   * params nor the variables its params name (`*Env`, requiredEnv) show: the token of a
+   * kubeconfig's user, the AWS variables an SDK reads by default, the variables exec passes on.
+   * A `user:password` a probe sends as Basic credentials is returned as that pair. Asked at load
+   * like missingConfig (environment and file system only, never throws out); the loader masks
+   * these with every other secret of the check on every surface (src/secrets.ts).
+   */
+  secrets?(params: Static<S>, env: NodeJS.ProcessEnv): string[];
+  /**
    * Set for a kind whose every run is intrusive (it spends the target's budget: a burst of
    * requests): what it does, in a few words. Its checks run only where the operator opted in
    * (READINESS_ALLOW_INTRUSIVE, --allow-intrusive), as checks marked `intrusive: true` do.
