@@ -71,17 +71,19 @@ t.test('slots stay on the schedule: no drift from run duration', async (t) => {
   const def = makeDef(
     async () => {
       starts.push(Date.now());
-      await sleep(25);
+      await sleep(40);
       return { fields: {} };
     },
     { intervalMs: 100, timeoutMs: 90 },
   );
   await runScheduler([def], 560, { stopMs: 500 });
-  t.ok(starts.length >= 5, `${starts.length} runs`);
-  // With drift (next = end + interval) 5 runs would take 5 x 125 ms; anchored, 5 x 100 ms.
-  const span = starts[starts.length - 1]! - starts[0]!;
-  const per = span / (starts.length - 1);
-  t.ok(per < 115, `mean gap ${per.toFixed(1)} ms stays near the 100 ms interval`);
+  t.ok(starts.length >= 4, `${starts.length} runs`);
+  // With drift (next = end + interval) every gap is at least 40 + 100 ms: a timer never fires
+  // before its time. Anchored, a run that started late is followed by a shorter gap back onto
+  // the slot, so some gap is near 100 ms however late the machine's timers fire (a mean would
+  // not hold on a loaded machine: every late timer adds to it).
+  const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
+  t.ok(Math.min(...gaps) < 130, `gaps ${gaps.join(', ')} ms: the shortest stays near the 100 ms interval`);
 });
 
 t.test('start-up jitter is deterministic and spreads checks', async (t) => {
