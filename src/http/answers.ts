@@ -31,7 +31,8 @@ const EVALUATED_AT = '"evaluatedAt":"';
 export function readinessBody(service: Service, query: Record<string, unknown>, now: number): ReadinessBody {
   const parsed = parseFilters(query, service.checklist());
   if (!parsed.ok) throw new ApiError('RDY_BAD_FILTER', parsed.error);
-  const verbose = ['1', 'true'].includes(String(query.verbose ?? ''));
+  // Absent is String(undefined): neither value.
+  const verbose = ['1', 'true'].includes(String(query.verbose));
   const views = service.views(now);
   const body = readiness(service.checklist(), views, parsed.filters, now, verbose);
   const store = service.storeHealth();
