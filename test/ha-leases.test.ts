@@ -5,8 +5,7 @@
 import pino from 'pino';
 import t from 'tap';
 import { PgLeases, type Acquired } from '../src/ha.js';
-import { migrate } from '../src/store/postgres.js';
-import { startPostgres } from './helpers/postgres.js';
+import { migratedDatabase, startPostgres } from './helpers/postgres.js';
 
 const log = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,11 +25,7 @@ t.test('leases', async (t) => {
   let n = 0;
   const fresh = async () => {
     const name = `leases_${++n}`;
-    await pg.query(`CREATE DATABASE ${name}`);
-    const c = await pg.connect(pg.urlFor({ database: name }));
-    await migrate(c);
-    await c.end();
-    return { url: pg.urlFor({ database: name }), name };
+    return { url: await migratedDatabase(pg, name), name };
   };
   const replica = (url: string, id: string) => {
     const l = new PgLeases(url, { log, replicaId: id, ttlMs: TTL });

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { startServe } from '../helpers/cli.js';
+import { checklistYaml, closedPortCheck } from '../helpers/checklists.js';
 import { faultSuite } from '../helpers/faults.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'readiness-faults-api-'));
@@ -20,21 +21,7 @@ const TOKEN = 'faults-api-token';
 const documented = new Map([...readFileSync('docs/api.md', 'utf8').matchAll(/^\| `(RDY_[A-Z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])]));
 
 const file = join(dir, 'checklist.yaml');
-writeFileSync(
-  file,
-  `apiVersion: readiness/v1
-checklist: faults-api
-checks:
-  - id: closed
-    title: Port 1 closed
-    section: security
-    severity: low
-    phase: pre-deploy
-    probe: tcp
-    with: { host: 127.0.0.1, port: 1 }
-    expect: ["open == false"]
-`,
-);
+writeFileSync(file, checklistYaml('faults-api', [closedPortCheck('closed')]));
 
 /** One shared service for every case (each case leaves it as it found it). */
 let svc: Awaited<ReturnType<typeof startServe>> | undefined;

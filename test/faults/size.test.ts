@@ -11,6 +11,7 @@ import t from 'tap';
 import { MAX_CHECKLIST_BYTES } from '../../src/config/load.js';
 import { runCli, startServe } from '../helpers/cli.js';
 import { waitFor } from '../helpers/service.js';
+import { checklistYaml, closedPortCheck } from '../helpers/checklists.js';
 import { faultSuite } from '../helpers/faults.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'readiness-faults-size-'));
@@ -21,18 +22,7 @@ const SMALL_HEAP = { NODE_OPTIONS: '--max-old-space-size=64' };
 /** serve's own working set is larger than validate's; still less than twice the file. */
 const SERVE_HEAP = { NODE_OPTIONS: '--max-old-space-size=96' };
 
-const GOOD = `apiVersion: readiness/v1
-checklist: size
-checks:
-  - id: closed
-    title: Port 1 closed
-    section: security
-    severity: low
-    phase: pre-deploy
-    probe: tcp
-    with: { host: 127.0.0.1, port: 1 }
-    expect: ["open == false"]
-`;
+const GOOD = checklistYaml('size', [closedPortCheck('closed')]);
 
 /** A valid checklist grown to `bytes` with more valid checks (about 200 bytes each): only its size is wrong. */
 function padded(file: string, bytes: number): string {

@@ -5,6 +5,7 @@
 import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { migrate } from '../../src/store/postgres.js';
 import { freePort, logTail, mustRun, runCommand, ownedDir, removeDir, serviceDir, serviceUser, spawnService, waitFor, type RunAs, type ServiceProcess, type Teardown } from './service.js';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -217,4 +218,14 @@ export async function startPostgres(t: Teardown, opts: PostgresOptions = {}): Pr
 export async function pgIsReady(port: number, opts: { user?: string; database?: string; timeoutS?: number } = {}): Promise<number> {
   const r = await runCommand(`${PG_BIN}/pg_isready`, ['-h', '127.0.0.1', '-p', String(port), '-U', opts.user ?? 'postgres', '-d', opts.database ?? 'postgres', '-t', String(opts.timeoutS ?? 3)]);
   return r.code;
+}
+
+/** A new database `name` on `pg` with the store's migrations applied (the lease tests' start): its URL. */
+export async function migratedDatabase(pg: PostgresServer, name: string): Promise<string> {
+  await pg.query(`CREATE DATABASE ${name}`);
+  const url = pg.urlFor({ database: name });
+  const c = await pg.connect(url);
+  await migrate(c);
+  await c.end();
+  return url;
 }
