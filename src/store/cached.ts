@@ -83,8 +83,8 @@ export class CachedStore implements Store {
   readonly #attestations = new Map<string, Attestation>();
   #deployments: Deployment[] = [];
   readonly #queue: CheckStatus[] = [];
-  /** The fence each queued status is written with (HA). */
-  readonly #fences = new Map<CheckStatus, WriteFence>();
+  /** The fence each queued status is written with (HA); an entry lives as long as its status is queued. */
+  readonly #fences = new Map<CheckStatus, WriteFence | undefined>();
   readonly #discarded = { fenced: 0, superseded: 0 };
   /** Every record written at a version <= this is in the cache. */
   #recordsVersion = 0;
@@ -230,10 +230,13 @@ export class CachedStore implements Store {
     this.#emit({ kind: 'status', check: status.check });
     const done = new Promise<void>((resolve) => this.#waiters.set(status, resolve));
     this.#queue.push(status);
-    if (fence) this.#fences.set(status, fence);
+    // Set even when there is none: a result put again must not travel with an earlier put's lease.
+    this.#fences.set(status, fence);
     if (this.#queue.length > this.#opts.maxQueue) {
       const lost = this.#queue.shift()!;
       this.#dropped++;
+      // Its fence goes with it (kept, a long outage would grow the map by every dropped result).
+      this.#fences.delete(lost);
       this.#settle(lost);
     }
     if (this.#degraded || !this.#opened) {
