@@ -46,6 +46,8 @@ interface Loaded {
   files: string[];
   /** Node's built-in modules (`internal/deps/undici/undici` is global fetch's client). */
   builtins: Set<string>;
+  /** The files of dist/bundle/ the process loaded, sorted. */
+  bundle: string[];
 }
 
 /** What Node compiles on a process's first fetch(): about a `node -e 0` of start-up on its own. */
@@ -88,6 +90,7 @@ function traceEnvFor(file: string): { env: NodeJS.ProcessEnv; read: () => Loaded
         own: paths.filter((p) => packageOf(p) === '.').map((p) => p.slice(1)),
         files: paths.map((p) => p.slice(1)),
         builtins,
+        bundle: loaded.filter((p) => p.startsWith('dist/bundle/')).sort(),
       };
     },
   };
@@ -165,6 +168,11 @@ t.test('--help loads commander and nothing else', async (t) => {
     const r = await traced(args);
     t.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     t.same([...r.packages], ['commander'], `${args.join(' ')} loads only commander`);
+    // --help and validate's: one CommonJS file, required synchronously, no ES module chunks
+    // fetched one by one. bin/readiness.js routes by the first argument only, so serve's help
+    // comes from main.js (as serve does).
+    if (args[0] !== 'serve') t.same(r.bundle, ['dist/bundle/light.cjs'], `${args.join(' ')} runs from light.cjs alone`);
+    else t.ok(r.bundle.includes('dist/bundle/main.js') && !r.bundle.includes('dist/bundle/light.cjs'), `serve --help runs from main.js: ${r.bundle.join(', ')}`);
     t.notOk(r.builtins.has(FETCH), `${args.join(' ')} does not load fetch's client`);
     t.notOk(r.own.some((f) => /^dist\/(config\/load|probes|store|http|scheduler|service)/.test(f)), `${args.join(' ')}: ${r.own.join(', ')}`);
   }
@@ -177,6 +185,7 @@ t.test('gate loads no checklist code, no client library and not fetch', async (t
   t.equal(r.code, 3, r.stderr);
   t.match(r.stderr, /ECONNREFUSED/, 'gate did try to reach the service');
   t.same([...r.packages], ['commander']);
+  t.same(r.bundle, ['dist/bundle/light.cjs'], 'gate runs from light.cjs alone');
   t.notOk(r.builtins.has(FETCH), 'gate asks with node:http, not fetch (compiling fetch\'s client cost more than the rest of gate)');
   t.notOk(r.own.some((f) => /^dist\/(config\/load|probes|store|http|scheduler|service)/.test(f)), r.own.join(', '));
 });
@@ -185,6 +194,7 @@ t.test('validate of the shipped checklist checks every param without loading a c
   const r = await traced(['validate']);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /offgridflow.yaml: ok, \d+ checks/);
+  t.same(r.bundle, ['dist/bundle/light.cjs', 'dist/bundle/validate.cjs'], 'validate runs from light.cjs and its own validate.cjs');
   for (const p of HEAVY) t.notOk(r.packages.has(p), `validate does not load ${p}`);
   t.notOk(r.builtins.has(FETCH), 'validate does not load fetch\'s client');
   // The validators were compiled by the build: ajv's compiler is not loaded, only its runtime helpers.

@@ -63,7 +63,74 @@ mkdirSync(outdir, { recursive: true });
 for (const f of result.outputFiles) writeFileSync(f.path, asciiOnly(f.text));
 // Which modules each output file holds: test/startup.test.ts maps the files a command loaded
 // back to the modules (ours and the packages') in them.
-const outputs = Object.fromEntries(Object.entries(result.metafile.outputs).map(([file, o]) => [file, Object.keys(o.inputs)]));
+const outputs: Record<string, string[]> = Object.fromEntries(Object.entries(result.metafile.outputs).map(([file, o]) => [file, Object.keys(o.inputs)]));
+
+// The light entry (src/light.ts): `--help`, `help`, `gate` and `validate` as CommonJS files.
+// Node loads an ES module graph asynchronously, a file at a time through its thread pool (open,
+// stat, read, close), after compiling its ES module loader: for these short-lived commands that
+// cost more than their own work, and several times that on a loaded machine (bench/README.md).
+// require() reads a file synchronously. dist/bundle/light.cjs holds the program (commander and
+// src/cli.ts) and gate; validate's checklist loader (most of a MB) is its own file,
+// dist/bundle/validate.cjs, required by validate's action only, so --help and gate do not
+// parse it. The two hold separate copies of the few small modules both use (src/cli/common.ts,
+// src/paths.ts): nothing validate uses from them keeps state or is compared by identity.
+//
+// The commands this entry never runs (bin/readiness.js sends them to main.js) are left out:
+// their import is a stub that throws, as is every other module of ours imported lazily (a
+// probe kind's client wrapper, the store): gate and validate run no probe. A package imported
+// lazily (a probe kind's client) stays outside, loaded from node_modules if it ever runs.
+//
+// `lazy` names the lazily imported modules of ours that the file keeps: bundled in it (true)
+// or required from another file of dist/bundle/ (its name).
+async function cjsBundle(entry: string, outfile: string, lazy: Record<string, true | string>) {
+  const r = await build({
+    absWorkingDir: ROOT,
+    entryPoints: [packagePath('dist', entry)],
+    outfile: packagePath('dist', 'bundle', outfile),
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    // import() becomes require(): an import() of a built-in (gate's node:http) would start the
+    // ES module loader these files are here to avoid.
+    supported: { 'dynamic-import': false },
+    minifyWhitespace: true,
+    minifySyntax: true,
+    // src/paths.ts finds the package root from its own module's URL.
+    define: { 'import.meta.url': '__cjsModuleUrl' },
+    banner: { js: "const __cjsModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+    plugins: [
+      {
+        name: 'light',
+        setup(b) {
+          b.onResolve({ filter: /^\./ }, (args) => {
+            if (args.kind !== 'dynamic-import') return undefined;
+            const keep = lazy[args.path];
+            if (keep === true) return undefined;
+            return keep ? { path: keep, external: true } : { path: args.path, namespace: 'not-light' };
+          });
+          b.onLoad({ filter: /.*/, namespace: 'not-light' }, (args) => ({
+            contents: `throw new Error(${JSON.stringify(`internal: ${args.path} is not part of dist/bundle/${outfile} (bin/readiness.js sends its command to main.js)`)});`,
+            loader: 'js',
+          }));
+          b.onResolve({ filter: /^[^./]/ }, async (args) => {
+            if (args.pluginData === 'resolving') return undefined;
+            if (BUILTIN.has(args.path) || EXTERNAL.includes(packageName(args.path)) || args.kind === 'dynamic-import') return { path: args.path, external: true };
+            const res = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'resolving' });
+            return res.errors.length > 0 ? { path: args.path, external: true } : res;
+          });
+        },
+      },
+    ],
+    logLevel: 'warning',
+    metafile: true,
+    write: false,
+  });
+  for (const f of r.outputFiles) writeFileSync(f.path, asciiOnly(f.text));
+  for (const [file, o] of Object.entries(r.metafile.outputs)) outputs[file] = Object.keys(o.inputs);
+}
+await cjsBundle('light.js', 'light.cjs', { './cli/gate.js': true, './cli/validate.js': './validate.cjs' });
+await cjsBundle('cli/validate.js', 'validate.cjs', {});
 writeFileSync(packagePath('dist', 'bundle', 'modules.json'), `${JSON.stringify(outputs, null, 1)}\n`);
 const files = Object.keys(outputs).length;
 console.log(`bundled dist/main.js into ${outdir} (${files} files)`);
