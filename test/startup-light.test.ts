@@ -47,7 +47,7 @@ t.test('light.cjs and main.js answer the light commands alike', async (t) => {
   writeFileSync(bad, 'apiVersion: readiness/v1\nchecklist: light\nchecks:\n  - id: one\n    title: One\n    section: s\n    severity: loud\n    phase: pre-deploy\n    probe: tcp\n    with: { host: 127.0.0.1, port: 0 }\n');
 
   const cases: [string[], number][] = [
-    [[], 1],
+    [[], 0],
     [['--help'], 0],
     [['-h'], 0],
     [['help'], 0],
