@@ -271,3 +271,30 @@ t.test('flushing an empty queue returns at once, whatever its deadline', async (
   t.equal(await store.flush(3_600_000), true);
   t.same(backend.writes.map((w) => w.messages), [['a1']]);
 });
+
+t.test('a refresh: a result that ended at the same instant from newer records replaces the one held', async (t) => {
+  const backend = new GatedBackend();
+  let pending: Snapshot = empty();
+  (backend as Backend).changes = async () => {
+    const s = pending;
+    pending = empty();
+    return s;
+  };
+  const at = (message: string, recordsVersion: number): CheckStatus => ({ ...status('a', message, recordsVersion), last: { ...status('a', message, recordsVersion).last, finishedAt: 10 } });
+  const store = new CachedStore(backend, { refreshMs: 3_600_000 });
+  t.teardown(() => store.close());
+  await store.init();
+  pending = { ...empty(), statuses: [at('v1', 1)], recordsVersion: 1 };
+  await store.refresh();
+  t.equal(store.latest('a')!.message, 'v1', 'precondition: v1 held');
+  const seen: string[] = [];
+  store.onChange((c) => seen.push(c.kind));
+  pending = { ...empty(), statuses: [at('v2', 2)], recordsVersion: 2 };
+  await store.refresh();
+  t.equal(store.latest('a')!.message, 'v2', 'same end, newer records: replaced');
+  t.same(seen, ['status'], 'and published');
+  pending = { ...empty(), statuses: [at('v2-echo', 2)], recordsVersion: 2 };
+  await store.refresh();
+  t.equal(store.latest('a')!.message, 'v2', 'same end, same records: the one held stays (an echo is no news)');
+  t.same(seen, ['status']);
+});
