@@ -201,6 +201,12 @@ t.test('a closed store schedules no retry: no round trip after close', async (t)
   await t.rejects(store.addAttestation(att('b')), StoreUnavailableError);
   await store.close();
   await t.rejects(store.addAttestation(att('c')), StoreUnavailableError, 'refused after close too');
+  // Closed while healthy (no retry pending), then refused.
+  const healthy = new GatedBackend();
+  const closedHealthy = new CachedStore(healthy, { preopened: true, retryMs: 30 });
+  await closedHealthy.close();
+  healthy.down = new Error('ECONNREFUSED (test)');
+  await t.rejects(closedHealthy.addAttestation(att('d')), StoreUnavailableError);
 
   // A store degraded after the one above retries with the same delay: once it has pinged, any
   // retry of the closed store (scheduled earlier) would have fired already.
@@ -211,6 +217,7 @@ t.test('a closed store schedules no retry: no round trip after close', async (t)
   await t.rejects(open.addAttestation(att('a')), StoreUnavailableError);
   await until(() => control.pings >= 2, 'the open store retries');
   t.equal(closing.pings, 0, 'the closed store never retried');
+  t.equal(healthy.pings, 0, 'nor the one closed while healthy');
 });
 
 t.test('an outage is logged once, however many writes fail during it; the next outage again', async (t) => {
@@ -297,4 +304,58 @@ t.test('a refresh: a result that ended at the same instant from newer records re
   await store.refresh();
   t.equal(store.latest('a')!.message, 'v2', 'same end, same records: the one held stays (an echo is no news)');
   t.same(seen, ['status']);
+});
+
+t.test('a refresh in flight when the store closes is the last one', async (t) => {
+  const backend = new GatedBackend();
+  let calls = 0;
+  let release: (() => void) | undefined;
+  (backend as Backend).changes = async () => {
+    calls++;
+    if (calls === 2) await new Promise<void>((r) => (release = r));
+    return empty();
+  };
+  const store = new CachedStore(backend, { refreshMs: 5 });
+  await store.init();
+  await until(() => release !== undefined, 'the second refresh in flight');
+  await store.close();
+  release!();
+  // An open store refreshing at the same pace: once it has refreshed twice, a refresh the closed
+  // store scheduled after its last one would have run.
+  const control = new GatedBackend();
+  let controlCalls = 0;
+  (control as Backend).changes = async () => {
+    controlCalls++;
+    return empty();
+  };
+  const open = new CachedStore(control, { refreshMs: 5 });
+  t.teardown(() => open.close());
+  await open.init();
+  await until(() => controlCalls >= 2, 'the open store refreshes');
+  t.equal(calls, 2, 'no refresh after close');
+});
+
+t.test('history while degraded reads the backend without starting a write, even once it is back', async (t) => {
+  const backend = new GatedBackend();
+  const store = new CachedStore(backend, { preopened: true, retryMs: 3_600_000 });
+  t.teardown(() => {
+    backend.release();
+    return store.close();
+  });
+  backend.down = new Error('ECONNREFUSED (test)');
+  await store.put(status('a', 'a1'));
+  await until(() => !store.health().ok, 'degraded');
+  const started = backend.started;
+  backend.down = undefined;
+  backend.hold(); // a write now would not return until released
+  let done = false;
+  const h = store.history('a', 5).then((r) => {
+    done = true;
+    return r;
+  });
+  await until(() => done || backend.started > started, 'history, or a write');
+  t.equal(backend.started, started, 'no write started');
+  backend.release();
+  t.same(await h, []);
+  t.equal(store.health().queued, 1, 'still queued for the retry');
 });
