@@ -359,3 +359,23 @@ t.test('history while degraded reads the backend without starting a write, even 
   t.same(await h, []);
   t.equal(store.health().queued, 1, 'still queued for the retry');
 });
+
+t.test('a change listener that throws is logged, with the change it failed on', async (t) => {
+  const lines: { level: number; msg: string; change?: unknown; err?: { message: string } }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  const store = new CachedStore(new GatedBackend(), { preopened: true, log: pino({ level: 'info' }, sink) });
+  t.teardown(() => store.close());
+  store.onChange(() => {
+    throw new Error('broken cache (test)');
+  });
+  await store.put(status('a', 'a1'));
+  t.equal(store.latest('a')!.message, 'a1', 'the result is kept');
+  const failed = lines.filter((l) => l.msg === 'store change listener failed');
+  t.equal(failed.length, 1);
+  t.match(failed[0], { level: 50, change: { kind: 'status', check: 'a' }, err: { message: 'broken cache (test)' } });
+});
