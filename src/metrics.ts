@@ -43,7 +43,7 @@ export const BLOCK_CHECKS = 32;
  * Work between two turns of the event loop while rendering, in units of one check's lines: a
  * changed view costs 4 (its lines built and encoded), a rebuilt family block one per check in it.
  */
-const WORK_PER_TURN = 4_000;
+export const WORK_PER_TURN = 1_000;
 
 export interface ExporterMetrics {
   /** The exporter's own health and process metrics (the readiness_* families are rendered as text). */
@@ -197,9 +197,6 @@ interface Block {
   bytes: Buffer[];
 }
 
-/** Any character outside ASCII (a label with one is encoded as UTF-8, else copied as latin1). */
-const NON_ASCII = /[\u0080-\uffff]/;
-
 export function createMetrics(source: MetricsSource): ExporterMetrics {
   const src = source;
   const reg = new Registry();
@@ -208,6 +205,8 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
   let built = 0;
   let blocksBuilt = 0;
   let copied = 0;
+  /** Families joined into one Buffer so far. */
+  let joined = 0;
 
   /** Per slot of the checklist, the text of the view last rendered there. */
   let texts: (CheckText | undefined)[] = [];
@@ -216,8 +215,10 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
     if (kept !== undefined && kept.view === v) return kept;
     const check = escapeLabel(v.def.id);
     const lines = CHECK_FAMILIES.map((f) => f.lines(v, check));
-    const ascii = !lines.some((l) => NON_ASCII.test(l));
-    const text = { view: v, lines, bytes: ascii ? lines.map((l) => l.length) : lines.map((l) => Buffer.byteLength(l)), ascii };
+    // A line is ASCII when its UTF-8 length is its length (no regular expression over each line).
+    const bytes = lines.map((l) => Buffer.byteLength(l));
+    const ascii = lines.every((l, f) => l.length === bytes[f]);
+    const text = { view: v, lines, bytes, ascii };
     texts[i] = text;
     built++;
     return text;
@@ -255,16 +256,16 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
         continue;
       }
       let length = 0;
-      let text = '';
-      let ascii = true;
-      for (const t of mine) {
-        length += t.bytes[f]!;
-        text += t.lines[f];
-        ascii &&= t.ascii;
-      }
+      for (const t of mine) length += t.bytes[f]!;
       // Its own memory, not a slice of the shared pool: a kept block must not pin 8 KiB of others.
+      // Each line written where it goes: no block-long string to concatenate and flatten (garbage
+      // the young generation would scavenge on every scrape).
       const out = Buffer.allocUnsafeSlow(length);
-      out.write(text, 0, length, ascii ? 'latin1' : 'utf8');
+      let at = 0;
+      for (const t of mine) {
+        const l = t.lines[f]!;
+        if (l.length > 0) at += out.write(l, at, t.bytes[f]!, t.ascii ? 'latin1' : 'utf8');
+      }
       bytes[f] = out;
       blocksBuilt++;
       copied += length;
@@ -290,15 +291,14 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
     if (!w.joined) {
       w.joined = Buffer.concat(blocks);
       copied += w.joined.length;
+      joined++;
     }
     return [w.joined];
   }
 
   /** The tail families (readiness_ready and the deployment's), kept per snapshot of views. */
   let tailOf: { views: readonly CheckView[]; key: string; bytes: Buffer } | undefined;
-  function tail(views: readonly CheckView[], now: number): Buffer {
-    const window = src.deploymentWindow(now);
-    const checklist = src.checklist().name;
+  function tail(views: readonly CheckView[], window: ReturnType<MetricsSource['deploymentWindow']>, checklist: string): Buffer {
     const key = `${window.open}|${window.deployment?.at}|${window.deployment?.version}|${checklist}|${src.version}`;
     if (tailOf?.views === views && tailOf.key === key) return tailOf.bytes;
     const rollback = src.rollbackRecommended(views);
@@ -322,8 +322,10 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
   /** The readiness_* families of one instant; yields to the event loop between slices. */
   async function render(): Promise<Buffer[]> {
     const now = Date.now();
+    // The one instant every family describes: the views of now, taken at once.
     const views = src.views(now);
-    const end = tail(views, now);
+    const window = src.deploymentWindow(now);
+    const checklist = src.checklist().name;
     const blocks = Math.ceil(views.length / BLOCK_CHECKS);
     if (cache.length > blocks) cache = cache.slice(0, blocks);
     if (texts.length > views.length) texts = texts.slice(0, views.length);
@@ -338,11 +340,18 @@ export function createMetrics(source: MetricsSource): ExporterMetrics {
         await turn();
       }
     }
+    // The tail (readiness_ready over every view, the rollback verdict, the deployment) in a turn
+    // of its own, from what was read at that instant.
+    await turn();
+    const end = tail(views, window, checklist);
     const out: Buffer[] = [];
     for (let f = 0; f < FAMILIES; f++) {
       out.push(headers[f]!);
+      const joins = joined;
       for (const part of family(f, perFamily[f]!)) if (part.length > 0) out.push(part);
       out.push(SEP);
+      // Joining a family copies up to a few MB: one join per turn.
+      if (joined !== joins) await turn();
     }
     out.push(end);
     return out;

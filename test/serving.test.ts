@@ -139,14 +139,15 @@ t.test('every family of one scrape describes one instant, even when checks chang
   await s.runAll();
   const statuses = list.map((d) => s.store.latest(d.id)!);
   const failing = (st: CheckStatus): CheckStatus => ({ ...st, state: 'fail', reason: 'condition', message: 'flipped', last: { ...st.last, state: 'fail', finishedAt: st.last.finishedAt + 1 } });
-  // Flip every check to fail, a slice per turn of the event loop, while the scrape renders.
+  // Flip checks to fail, a slice per turn of the event loop, while the scrape renders.
   const scrape = s.app.inject('/metrics');
   let flipped = 0;
   let done = false;
   void scrape.then(() => (done = true));
+  // A few checks per turn: the scrape yields often (every WORK_PER_TURN units, each send slice).
   while (!done && flipped < statuses.length) {
-    for (const st of statuses.slice(flipped, flipped + 100)) void s.store.put(failing(st));
-    flipped += 100;
+    for (const st of statuses.slice(flipped, flipped + 10)) void s.store.put(failing(st));
+    flipped += 10;
     await new Promise((r) => setImmediate(r));
   }
   flip = true;

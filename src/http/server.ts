@@ -1,5 +1,6 @@
 // The HTTP API: one fastify plugin per concern, all reading the Service. Nothing here runs a
 // probe on the request path except POST /checks/:id/run, which is the point of that route.
+import type { ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import compress from '@fastify/compress';
 import swagger from '@fastify/swagger';
@@ -126,23 +127,69 @@ export async function checkWithHistory(service: Service, id: string, limit: numb
   return { ...checkDetail(v), history };
 }
 
+/** Bytes of a body handed to the socket between two turns of the event loop (sendParts). */
+export const SEND_SLICE = 1 << 20;
+
 /**
- * Writes the kept pieces of a body to the socket in one go (corked: one writev, no turn of the
- * event loop per piece, no copy into one 10 MB buffer), with their total length. Streaming
- * them through a Readable instead made each piece wait for a turn of a busy event loop (a
- * 10,000-check scrape 5x slower); copying them into one buffer per scrape cost more CPU than
- * the scrape's own work and fed the garbage collector 10 MB a scrape.
+ * Writes the kept pieces of a body to the socket with their total length, in slices of at most
+ * SEND_SLICE bytes: each slice corked (one writev, no turn of the event loop per piece, no copy
+ * into one 10 MB buffer), then a turn of the event loop (or the socket's drain) before the next,
+ * so a request that came in meanwhile (a /readiness) waits for one slice, not for the kernel to
+ * take 10 MB. Streaming the pieces through a Readable instead made each piece wait for a turn of
+ * a busy event loop (a 10,000-check scrape 5x slower); copying them into one buffer per scrape
+ * cost more CPU than the scrape's own work and fed the garbage collector 10 MB a scrape.
+ * Resolves when the last slice is handed over, or when the client has gone.
  */
-export function sendParts(reply: FastifyReply, contentType: string, parts: readonly Buffer[]): void {
+export async function sendParts(reply: FastifyReply, contentType: string, parts: readonly Buffer[]): Promise<void> {
   let length = 0;
   for (const p of parts) length += p.length;
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { 'content-type': contentType, 'content-length': length });
-  res.cork();
-  for (const p of parts) res.write(p);
-  res.end();
-  res.uncork();
+  let i = 0;
+  let at = 0;
+  for (;;) {
+    res.cork();
+    let room = SEND_SLICE;
+    let flowing = true;
+    while (i < parts.length && room > 0) {
+      const p = parts[i]!;
+      const n = Math.min(p.length - at, room);
+      if (n > 0) flowing = res.write(at === 0 && n === p.length ? p : p.subarray(at, at + n));
+      room -= n;
+      at += n;
+      if (at === p.length) {
+        i++;
+        at = 0;
+      }
+    }
+    if (i === parts.length) {
+      res.end();
+      res.uncork();
+      return;
+    }
+    res.uncork();
+    // A turn even when the socket took the slice at once (its drain would come in a process.nextTick
+    // of this same turn), then, if the socket still holds more than it wants, its drain.
+    await nextTurn();
+    if (!flowing && res.writableNeedDrain && !res.destroyed) await drained(res);
+    if (res.destroyed) return;
+  }
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The socket took what was written (or the response is over: the client went away). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 // Each filter may be repeated (?check=a&check=b) or comma-separated (?check=a,b).
@@ -211,7 +258,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const metrics = createMetrics(service);
     f.get('/metrics', { schema: { description: 'Prometheus text exposition of every check.' } }, async (_req, reply) => {
       const parts = await metrics.scrapeParts();
-      sendParts(reply, metrics.contentType, parts);
+      await sendParts(reply, metrics.contentType, parts);
     });
   };
 
