@@ -65,3 +65,52 @@ t.test("the operator's own choice stands", async (t) => {
   t.equal(on.deferred, false, 'node --opt: the operator asked for it, it is not held off');
   t.equal(on.during, true);
 });
+
+// The young generation: kept at its initial size while serve starts, free to grow (V8's factor 2)
+// once it runs. Observed through the new space's size after the same allocation churn, before
+// and after serveStarted(): a runtime change of the growth factor takes effect.
+const young = join(dir, 'young.mjs');
+writeFileSync(
+  young,
+  `import { getHeapSpaceStatistics } from 'node:v8';
+import { serveStarting, serveStarted } from ${JSON.stringify(flags)};
+const size = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+const keep = [];
+function churn() {
+  for (let r = 0; r < 60; r++) {
+    const a = [];
+    for (let i = 0; i < 20000; i++) a.push({ i, s: 'x' + i });
+    keep.push(a);
+    if (keep.length > 20) keep.shift();
+  }
+}
+const initial = size();
+if (process.argv[2] !== 'plain') serveStarting();
+churn();
+const starting = size();
+serveStarted();
+churn();
+console.log(JSON.stringify({ initial, starting, started: size() }));
+`,
+);
+
+function youngRun(args: string[], nodeArgs: string[] = []): { initial: number; starting: number; started: number } {
+  const r = spawnSync(process.execPath, [...nodeArgs, young, ...args], { env: { PATH: process.env.PATH }, encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`probe exited ${r.status}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as ReturnType<typeof youngRun>;
+}
+
+t.test('the young generation stays small while serve starts and grows once it runs', async (t) => {
+  const MiB = 1 << 20;
+  // Precondition: the same churn grows the young generation of a plain process well past 8 MiB.
+  const plain = youngRun(['plain']);
+  t.ok(plain.starting > 8 * MiB, `a plain process grows its new space (${plain.initial / MiB} -> ${plain.starting / MiB} MiB)`);
+
+  const r = youngRun([]);
+  t.ok(r.starting <= Math.max(r.initial, 4 * MiB), `held at about its initial size while starting (${r.initial / MiB} -> ${r.starting / MiB} MiB)`);
+  t.ok(r.started > 8 * MiB, `free to grow once started (${r.started / MiB} MiB)`);
+
+  // The operator's own sizing stands: serveStarting() does not hold it.
+  const own = youngRun([], ['--semi-space-growth-factor=4']);
+  t.ok(own.starting > 8 * MiB, `node --semi-space-growth-factor=4: not held (${own.starting / MiB} MiB)`);
+});
