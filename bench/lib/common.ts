@@ -98,13 +98,18 @@ export interface Serve extends Proc {
 }
 
 /** `readiness serve` on a free port with this checklist text and data directory. */
+/** Extra node flags for every serve a bench starts (diagnosis: `BENCH_SERVE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'`). */
+function serveNodeArgs(): string[] {
+  return (process.env.BENCH_SERVE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+}
+
 export async function startServe(checklistYaml: string, opts: { dataDir?: string; env?: NodeJS.ProcessEnv; args?: string[]; nodeArgs?: string[] } = {}): Promise<Serve> {
   const dir = tempDir('serve');
   const file = join(dir, 'checklist.yaml');
   writeFileSync(file, checklistYaml);
   const dataDir = opts.dataDir ?? join(dir, 'data');
   const port = await freePort();
-  const p = start(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'serve', '-c', file, '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
+  const p = start(process.execPath, [...(opts.nodeArgs ?? []), ...serveNodeArgs(), BIN, 'serve', '-c', file, '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
     env: { READINESS_HISTORY_LIMIT: '500', ...opts.env },
   });
   const url = `http://127.0.0.1:${port}`;
