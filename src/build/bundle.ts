@@ -80,8 +80,9 @@ const outputs: Record<string, string[]> = Object.fromEntries(Object.entries(resu
 // probe kind's client wrapper, the store): gate and validate run no probe. A package imported
 // lazily (a probe kind's client) stays outside, loaded from node_modules if it ever runs.
 //
-// `lazy` names the lazily imported modules of ours that the file keeps: bundled in it (true)
-// or required from another file of dist/bundle/ (its name).
+// `lazy` names the lazily imported modules of ours that the file keeps: bundled in it (true),
+// or required from another file of dist/bundle/ (its name; `cached:` and its name: compiled
+// with its code cache, src/code-cache.ts).
 async function cjsBundle(entry: string, outfile: string, lazy: Record<string, true | string>) {
   const r = await build({
     absWorkingDir: ROOT,
@@ -107,8 +108,15 @@ async function cjsBundle(entry: string, outfile: string, lazy: Record<string, tr
             if (args.kind !== 'dynamic-import') return undefined;
             const keep = lazy[args.path];
             if (keep === true) return undefined;
+            if (keep?.startsWith('cached:')) return { path: keep.slice('cached:'.length), namespace: 'cached' };
             return keep ? { path: keep, external: true } : { path: args.path, namespace: 'not-light' };
           });
+          // Another file of dist/bundle/, compiled with its V8 code cache (src/code-cache.ts).
+          b.onLoad({ filter: /.*/, namespace: 'cached' }, (args) => ({
+            contents: `module.exports = require(${JSON.stringify(packagePath('dist', 'code-cache.js'))}).requireCached(require('node:path').join(__dirname, ${JSON.stringify(args.path)}));`,
+            resolveDir: ROOT,
+            loader: 'js',
+          }));
           b.onLoad({ filter: /.*/, namespace: 'not-light' }, (args) => ({
             contents: `throw new Error(${JSON.stringify(`internal: ${args.path} is not part of dist/bundle/${outfile} (bin/readiness.js sends its command to main.js)`)});`,
             loader: 'js',
@@ -129,7 +137,7 @@ async function cjsBundle(entry: string, outfile: string, lazy: Record<string, tr
   for (const f of r.outputFiles) writeFileSync(f.path, asciiOnly(f.text));
   for (const [file, o] of Object.entries(r.metafile.outputs)) outputs[file] = Object.keys(o.inputs);
 }
-await cjsBundle('light.js', 'light.cjs', { './cli/gate.js': true, './cli/validate.js': './validate.cjs' });
+await cjsBundle('light.js', 'light.cjs', { './cli/gate.js': true, './cli/validate.js': 'cached:./validate.cjs' });
 await cjsBundle('cli/validate.js', 'validate.cjs', {});
 writeFileSync(packagePath('dist', 'bundle', 'modules.json'), `${JSON.stringify(outputs, null, 1)}\n`);
 const files = Object.keys(outputs).length;
