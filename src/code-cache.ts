@@ -42,8 +42,11 @@ export function compileCached(file: string, useCache = true): { script: Script; 
 export function runModule(script: Script, file: string): unknown {
   const m = new Module(file);
   m.filename = file;
+  const require = createRequire(file);
+  // In require's cache as require() puts it (what test/startup.test.ts's tracer lists).
+  require.cache[file] = m;
   const fn = script.runInThisContext() as (exports: unknown, require: NodeJS.Require, module: Module, filename: string, dirname: string) => void;
-  fn.call(m.exports, m.exports, createRequire(file), m, file, dirname(file));
+  fn.call(m.exports, m.exports, require, m, file, dirname(file));
   m.loaded = true;
   return m.exports;
 }
