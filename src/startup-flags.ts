@@ -1,4 +1,4 @@
-// V8 settings for `readiness serve`'s start-up, set by src/main.ts before the service's code
+// V8 settings for `readiness serve`'s start-up, set by src/run.ts before the service's code
 // loads (bench/idle-rss.ts measures the difference; bench/README.md records it).
 //
 // - Semi-spaces that stay at their initial size while serve starts: loading the bundle and the

@@ -37,7 +37,7 @@ export async function serve(
   io: Io,
 ): Promise<number> {
   // The young generation stays small and the optimizing compiler waits until the service has
-  // started (src/startup-flags.ts): src/main.ts set both before this module loaded.
+  // started (src/startup-flags.ts): src/run.ts set both before this module loaded.
   const file = configPath(o.config, io.env);
   const port = Number(o.port ?? io.env.READINESS_PORT ?? 9747);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bad port ${JSON.stringify(o.port ?? io.env.READINESS_PORT)}`);
