@@ -5,11 +5,11 @@
 // that arrives while its check is being evaluated.
 import pino from 'pino';
 import t from 'tap';
-import type { Ownership } from '../../src/ha.js';
 import { Service } from '../../src/service.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { CheckStatus, Store } from '../../src/store/types.js';
 import { checklistOf, makeDef, type Script } from '../helpers/checks.js';
+import { RequestingOwnership } from '../helpers/ownership.js';
 
 const log = pino({ level: 'silent' });
 const ok: Script = () => ({ fields: { ok: true } });
@@ -29,31 +29,11 @@ function recordsOnlyDef(id: string, script: Script = ok, over: Parameters<typeof
 }
 
 /** Owns what is in `mine`; `requestRun` calls `answer` (the owner's run), `start` waits for `starting`. */
-class TestOwnership implements Ownership {
-  readonly replicaId = 'replica-test';
-  readonly mine = new Set<string>();
-  requests: string[] = [];
+/** Start waits for `starting` (a replica still claiming its checks). */
+class TestOwnership extends RequestingOwnership {
   starting: Promise<void> | undefined;
-  answer: ((id: string) => Promise<void> | void) | undefined;
-  onAcquire?: Ownership['onAcquire'];
-  canRelease?: Ownership['canRelease'];
-  onRunRequest?: Ownership['onRunRequest'];
-  owns(id: string): boolean {
-    return this.mine.has(id);
-  }
-  fence(): undefined {
-    return undefined;
-  }
-  owned(): string[] {
-    return [...this.mine];
-  }
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     await this.starting;
-  }
-  async stop(): Promise<void> {}
-  async requestRun(id: string): Promise<void> {
-    this.requests.push(id);
-    await this.answer?.(id);
   }
 }
 

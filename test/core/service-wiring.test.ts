@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import t from 'tap';
-import type { Ownership } from '../../src/ha.js';
 import { jitterFor } from '../../src/scheduler.js';
 import { scrubLogLine } from '../../src/secrets.js';
 import { Service, type ServiceChange } from '../../src/service.js';
 import { CachedStore, type Snapshot } from '../../src/store/cached.js';
 import { MemoryBackend, MemoryStore } from '../../src/store/memory.js';
 import { checklistOf, makeDef, type Script } from '../helpers/checks.js';
+import { TestOwnership } from '../helpers/ownership.js';
 
 const silent = pino({ level: 'silent' });
 const ok: Script = () => ({ fields: { ok: true } });
@@ -45,24 +45,6 @@ function recordsOnlyDef(id: string, over: Parameters<typeof makeDef>[1] = {}) {
   return Object.assign(def, { probe: { ...def.probe, recordsOnly: true } });
 }
 
-class TestOwnership implements Ownership {
-  readonly replicaId = 'replica-test';
-  readonly mine = new Set<string>();
-  onAcquire?: Ownership['onAcquire'];
-  canRelease?: Ownership['canRelease'];
-  onRunRequest?: Ownership['onRunRequest'];
-  owns(id: string): boolean {
-    return this.mine.has(id);
-  }
-  fence(): undefined {
-    return undefined;
-  }
-  owned(): string[] {
-    return [...this.mine];
-  }
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
-}
 
 class SharedBackend extends MemoryBackend {
   pending: Snapshot = { statuses: [], attestations: [], deployments: [] };

@@ -10,6 +10,7 @@ import { CachedStore, type Snapshot } from '../../src/store/cached.js';
 import { MemoryBackend, MemoryStore } from '../../src/store/memory.js';
 import type { CheckStatus, Deployment } from '../../src/store/types.js';
 import { checklistOf, makeDef, type Script } from '../helpers/checks.js';
+import { RequestingOwnership } from '../helpers/ownership.js';
 
 const log = pino({ level: 'silent' });
 const ok: Script = () => ({ fields: { ok: true } });
@@ -58,34 +59,15 @@ class SharedBackend extends TestBackend {
   }
 }
 
-class TestOwnership implements Ownership {
-  readonly replicaId = 'replica-test';
-  readonly mine = new Set<string>();
+/** Records each start's checks and counts stops. */
+class TestOwnership extends RequestingOwnership {
   started: string[][] = [];
   stops = 0;
-  requests: string[] = [];
-  answer: ((id: string) => void) | undefined;
-  onAcquire?: Ownership['onAcquire'];
-  canRelease?: Ownership['canRelease'];
-  onRunRequest?: Ownership['onRunRequest'];
-  owns(id: string): boolean {
-    return this.mine.has(id);
-  }
-  fence(): undefined {
-    return undefined;
-  }
-  owned(): string[] {
-    return [...this.mine];
-  }
-  async start(checks: readonly string[]): Promise<void> {
+  override async start(checks: readonly string[]): Promise<void> {
     this.started.push([...checks]);
   }
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     this.stops++;
-  }
-  async requestRun(id: string): Promise<void> {
-    this.requests.push(id);
-    this.answer?.(id);
   }
 }
 
