@@ -16,17 +16,10 @@ import { CachedStore, type Snapshot } from '../../src/store/cached.js';
 import { MemoryBackend, MemoryStore } from '../../src/store/memory.js';
 import { checklistOf, makeDef, type Script } from '../helpers/checks.js';
 import { TestOwnership } from '../helpers/ownership.js';
+import { until } from '../helpers/until.js';
 
 const silent = pino({ level: 'silent' });
 const ok: Script = () => ({ fields: { ok: true } });
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** A logger at info whose lines (parsed) land in `lines`. */
 function capture() {
@@ -44,7 +37,6 @@ function recordsOnlyDef(id: string, over: Parameters<typeof makeDef>[1] = {}) {
   const def = makeDef(ok, { id, expect: ['ok == true'], ...over });
   return Object.assign(def, { probe: { ...def.probe, recordsOnly: true } });
 }
-
 
 class SharedBackend extends MemoryBackend {
   pending: Snapshot = { statuses: [], attestations: [], deployments: [] };

@@ -11,17 +11,10 @@ import { MemoryBackend, MemoryStore } from '../../src/store/memory.js';
 import type { CheckStatus, Deployment } from '../../src/store/types.js';
 import { checklistOf, makeDef, type Script } from '../helpers/checks.js';
 import { RequestingOwnership } from '../helpers/ownership.js';
+import { until } from '../helpers/until.js';
 
 const log = pino({ level: 'silent' });
 const ok: Script = () => ({ fields: { ok: true } });
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** A check whose kind reads only records (as `attestation` does): any replica may evaluate it. */
 function recordsOnlyDef(id: string, over: Parameters<typeof makeDef>[1] = {}) {
