@@ -2,32 +2,17 @@
 // CommonJS file, src/light.ts) and every other command from dist/bundle/main.js (the ES module
 // bundle the Docker image runs). Both are built from the same src/cli.ts: pinned here, they
 // answer those commands alike, byte for byte, exit codes included, on the pass and fail paths.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { runCli, startupDeadline, type Ran } from './helpers/cli.js';
+import { runCli, type Ran } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'readiness-light-'));
 
-async function viaMain(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  const timeoutMs = await startupDeadline(100, 60_000);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['dist/bundle/main.js', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** The same command run by the ES module bundle directly, not through bin/readiness.js. */
+const viaMain = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> => runCli(args, { env, entry: 'dist/bundle/main.js' });
 
 t.test('light.cjs and main.js answer the light commands alike', async (t) => {
   const ready = createServer((_req, res) => {
@@ -75,14 +60,7 @@ t.test('light.cjs and main.js answer the light commands alike', async (t) => {
 
 t.test('a command light.cjs leaves out fails loudly there instead of doing something else', async (t) => {
   // bin/readiness.js never sends these to light.cjs; if that changed, the stub says so.
-  const r = await new Promise<Ran>((resolve) => {
-    const child = spawn(process.execPath, ['dist/bundle/light.cjs', 'check', '-c', join(dir, 'missing.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const r = await runCli(['check', '-c', join(dir, 'missing.yaml')], { entry: 'dist/bundle/light.cjs' });
   t.equal(r.code, 2);
   t.match(r.stderr, /internal: \.\/cli\/check\.js is not part of dist\/bundle\/light\.cjs/);
   // And through bin/readiness.js the same command runs for real (main.js): its own error.

@@ -76,15 +76,18 @@ export async function startupDeadline(startups: number, floorMs: number): Promis
   return Math.max(floorMs, Math.ceil(startups * (await measuredStartupMs())));
 }
 
-/** Runs the command; killed after `timeoutMs` (default: 60 s, or 100 measured start-ups when longer). */
-export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
+/**
+ * Runs the command; killed after `timeoutMs` (default: 60 s, or 100 measured start-ups when
+ * longer). `entry` is the file node runs (default bin/readiness.js, as users run it).
+ */
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; entry?: string } = {}): Promise<Ran> {
   assertBuilt();
-  return spawnCli(args, opts.env ?? {}, opts.timeoutMs ?? (await startupDeadline(100, 60_000)));
+  return spawnCli(args, opts.env ?? {}, opts.timeoutMs ?? (await startupDeadline(100, 60_000)), opts.entry);
 }
 
-function spawnCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Ran> {
+function spawnCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, entry: string = CLI[1]): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(CLI[0], [...CLI.slice(1), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(CLI[0], [entry, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
