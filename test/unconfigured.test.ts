@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadChecklist } from '../src/config/load.js';
+import { missingGroups } from '../src/config/missing.js';
+import type { CheckDef } from '../src/config/types.js';
 import type { ReadinessBody } from '../src/state.js';
 import { runCli, startServe } from './helpers/cli.js';
 import { FakeKubeApi, node } from './helpers/kube-api.js';
@@ -145,6 +147,22 @@ t.test('validate prints each missing variable once with the checks it would conf
       '  DATABASE_URL: 2 checks: postgres-reachable, after-postgres',
       '',
     ].join('\n'),
+  );
+});
+
+t.test('missing variables with as many checks each are listed by name, in code-unit order (no locale)', async (t) => {
+  const check = (id: string, ...variables: string[]) => ({ id, missing: variables.map((variable) => ({ variable, message: `environment variable ${variable} is not set` })) }) as unknown as CheckDef;
+  const groups = missingGroups([check('a', 'PG_URL', 'api_token'), check('b', 'PGHOST'), check('c', 'API_TOKEN', 'PGHOST'), check('d', 'Z_TOKEN', 'PG_URL')]);
+  // Two checks each first, then one each; within a count by code unit: "H" < "_", upper case before lower.
+  t.same(
+    groups.map((g) => [g.variable, g.checks.join(',')]),
+    [
+      ['PGHOST', 'b,c'],
+      ['PG_URL', 'a,d'],
+      ['API_TOKEN', 'c'],
+      ['Z_TOKEN', 'd'],
+      ['api_token', 'a'],
+    ],
   );
 });
 

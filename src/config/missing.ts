@@ -61,7 +61,10 @@ export interface MissingGroup {
   checks: string[];
 }
 
-/** Each missing variable once, with the checks that need it: most checks first, then by name. */
+/** Code-unit order: the same everywhere, and free (a first localeCompare loads ICU's collator, 10 ms of `readiness validate`). */
+const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Each missing variable once, with the checks that need it: most checks first, then by name (code-unit order). */
 export function missingGroups(checks: readonly CheckDef[]): MissingGroup[] {
   const groups = new Map<string, MissingGroup>();
   for (const c of checks) {
@@ -71,7 +74,7 @@ export function missingGroups(checks: readonly CheckDef[]): MissingGroup[] {
       groups.set(m.variable, g);
     }
   }
-  return [...groups.values()].sort((a, b) => b.checks.length - a.checks.length || a.variable.localeCompare(b.variable));
+  return [...groups.values()].sort((a, b) => b.checks.length - a.checks.length || byName(a.variable, b.variable));
 }
 
 /** How a missing variable is named to a person: with its alternatives, when it has some. */
