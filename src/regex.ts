@@ -13,6 +13,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { RE2JS } from 're2js';
+import { requireRe2js } from './deferred.js';
 import { packagePath } from './paths.js';
 
 // Resolved from the package root (src/paths.ts): the same from src/, dist/ and the bundle.
@@ -21,7 +22,7 @@ type Re2js = typeof import('re2js');
 let re2jsModule: Re2js | undefined;
 /** re2js loads on the first regex (100+ ms of module code): commands and checklists without one never pay it. */
 function re2js(): Re2js {
-  return (re2jsModule ??= require('re2js') as Re2js);
+  return (re2jsModule ??= requireRe2js() as Re2js);
 }
 
 /** Inputs up to this many characters are matched inline (worst case a few milliseconds). */

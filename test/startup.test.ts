@@ -48,6 +48,8 @@ interface Loaded {
   builtins: Set<string>;
   /** The files of dist/bundle/ the process loaded, sorted. */
   bundle: string[];
+  /** The files the process loaded, as they are on disk (a bundle file stands for itself). */
+  read: string[];
 }
 
 /** What Node compiles on a process's first fetch(): about a `node -e 0` of start-up on its own. */
@@ -91,6 +93,7 @@ function traceEnvFor(file: string): { env: NodeJS.ProcessEnv; read: () => Loaded
         files: paths.map((p) => p.slice(1)),
         builtins,
         bundle: loaded.filter((p) => p.startsWith('dist/bundle/')).sort(),
+        read: loaded,
       };
     },
   };
@@ -200,6 +203,9 @@ t.test('validate of the shipped checklist checks every param without loading a c
   // The validators were compiled by the build: ajv's compiler is not loaded, only its runtime helpers.
   t.ok(r.files.includes('dist/config/validators.cjs'), 'the precompiled validators are used');
   t.same(r.files.filter((f) => f.startsWith('node_modules/ajv/') && !f.startsWith('node_modules/ajv/dist/runtime/')), [], 'ajv itself is not loaded');
+  // Both they and re2js are bundled into validate.cjs, under its code cache: neither is read from its own file.
+  t.ok(r.files.includes('node_modules/re2js/build/index.cjs'), 'the checklist\'s regexes were compiled');
+  t.same(r.read.filter((f) => f.startsWith('node_modules/re2js/') || f.startsWith('node_modules/ajv/') || f.startsWith('dist/config/')), [], 'validate reads re2js and the validators from validate.cjs');
   t.notOk(r.own.some((f) => /^dist\/(store|http|scheduler|service|harness)/.test(f)), r.own.filter((f) => /store|http\/|scheduler|service|harness/.test(f)).join(', '));
   // Kubernetes params are still checked: a bad selector is an error without the client.
   const bad = join(dir, 'bad-kube.yaml');

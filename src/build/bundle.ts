@@ -82,8 +82,10 @@ const outputs: Record<string, string[]> = Object.fromEntries(Object.entries(resu
 //
 // `lazy` names the lazily imported modules of ours that the file keeps: bundled in it (true),
 // or required from another file of dist/bundle/ (its name; `cached:` and its name: compiled
-// with its code cache, src/code-cache.ts).
-async function cjsBundle(entry: string, outfile: string, lazy: Record<string, true | string>) {
+// with its code cache, src/code-cache.ts). With `inlineDeferred`, the modules src/deferred.ts
+// requires on first use (re2js, the precompiled validators) are bundled into the file too,
+// still run on first use only, so that its code cache holds them.
+async function cjsBundle(entry: string, outfile: string, lazy: Record<string, true | string>, inlineDeferred = false) {
   const r = await build({
     absWorkingDir: ROOT,
     entryPoints: [packagePath('dist', entry)],
@@ -105,6 +107,7 @@ async function cjsBundle(entry: string, outfile: string, lazy: Record<string, tr
         name: 'light',
         setup(b) {
           b.onResolve({ filter: /^\./ }, (args) => {
+            if (inlineDeferred && /(^|\/)deferred\.js$/.test(args.path)) return { path: 'deferred', namespace: 'deferred' };
             if (args.kind !== 'dynamic-import') return undefined;
             const keep = lazy[args.path];
             if (keep === true) return undefined;
@@ -114,6 +117,17 @@ async function cjsBundle(entry: string, outfile: string, lazy: Record<string, tr
           // Another file of dist/bundle/, compiled with its V8 code cache (src/code-cache.ts).
           b.onLoad({ filter: /.*/, namespace: 'cached' }, (args) => ({
             contents: `module.exports = require(${JSON.stringify(packagePath('dist', 'code-cache.js'))}).requireCached(require('node:path').join(__dirname, ${JSON.stringify(args.path)}));`,
+            resolveDir: ROOT,
+            loader: 'js',
+          }));
+          // src/deferred.ts with static require()s, which esbuild bundles (as CommonJS modules
+          // that run when first required).
+          b.onLoad({ filter: /.*/, namespace: 'deferred' }, () => ({
+            contents: [
+              `exports.PRECOMPILED = require('node:path').join(__dirname, '..', 'config', 'validators.cjs');`,
+              `exports.requireRe2js = () => require('re2js');`,
+              `exports.requirePrecompiled = () => require(${JSON.stringify(packagePath('dist', 'config', 'validators.cjs'))});`,
+            ].join('\n'),
             resolveDir: ROOT,
             loader: 'js',
           }));
@@ -138,7 +152,7 @@ async function cjsBundle(entry: string, outfile: string, lazy: Record<string, tr
   for (const [file, o] of Object.entries(r.metafile.outputs)) outputs[file] = Object.keys(o.inputs);
 }
 await cjsBundle('light.js', 'light.cjs', { './cli/gate.js': true, './cli/validate.js': 'cached:./validate.cjs' });
-await cjsBundle('cli/validate.js', 'validate.cjs', {});
+await cjsBundle('cli/validate.js', 'validate.cjs', {}, true);
 writeFileSync(packagePath('dist', 'bundle', 'modules.json'), `${JSON.stringify(outputs, null, 1)}\n`);
 const files = Object.keys(outputs).length;
 console.log(`bundled dist/main.js into ${outdir} (${files} files)`);

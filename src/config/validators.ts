@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import type { TSchema } from '@sinclair/typebox';
 import type { Ajv, ValidateFunction } from 'ajv';
+import { PRECOMPILED, requirePrecompiled } from '../deferred.js';
 import { packagePath } from '../paths.js';
 
 /** The checklist document: every error at once, with the failing schema and data for the message. */
@@ -23,8 +24,7 @@ export interface Precompiled {
 }
 
 const require = createRequire(packagePath('package.json'));
-/** Written by the build next to the tsc output; found from the package root by src/, dist/ and the bundle alike. */
-export const PRECOMPILED = packagePath('dist', 'config', 'validators.cjs');
+export { PRECOMPILED };
 
 /** FNV-1a of the schema's JSON: tells a precompiled validator from a stale one. */
 export function fingerprint(schema: TSchema): string {
@@ -38,7 +38,7 @@ let precompiled: Precompiled | null | undefined;
 function loadPrecompiled(): Precompiled | null {
   if (precompiled === undefined) {
     try {
-      precompiled = require(PRECOMPILED) as Precompiled;
+      precompiled = requirePrecompiled() as Precompiled;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
       precompiled = null;
