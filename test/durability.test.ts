@@ -9,12 +9,20 @@ import t, { type Test } from 'tap';
 import type { ReadinessBody } from '../src/state.js';
 import { runCli, startServe } from './helpers/cli.js';
 import { writeAttestationAndTcpChecklist } from './helpers/checklists.js';
-import { startPostgres } from './helpers/postgres.js';
-import { freePort } from './helpers/service.js';
+import { startPostgres, type PostgresServer } from './helpers/postgres.js';
+import { freePort, waitFor } from './helpers/service.js';
 
-// Two PostgreSQL clusters and six service processes: 101-144 s on a loaded 2-core machine,
-// past tap's default 120 s per file. The budget is explicit instead (each wait inside is bounded).
+// One PostgreSQL cluster and six service processes: 101-144 s on a loaded 2-core machine (with
+// two clusters), past tap's default 120 s per file. The budget is explicit instead (each wait
+// inside is bounded).
 t.setTimeout(6 * 60_000);
+
+/**
+ * The file's one PostgreSQL, started by the first test that needs it: each test has a database
+ * of its own on it, and the tests run one after another (the outage test stops and restarts it).
+ */
+let server: Promise<PostgresServer> | undefined;
+const sharedPostgres = () => (server ??= startPostgres(t));
 
 const dir = mkdtempSync(join(tmpdir(), 'readiness-durable-'));
 const TOKEN = 'durable-token-123';
@@ -71,9 +79,9 @@ t.test('embedded store: acknowledged writes survive SIGKILL', async (t) => {
 });
 
 t.test('PostgreSQL store: acknowledged writes survive SIGKILL', async (t) => {
-  const pg = await startPostgres(t);
-  await pg.query('CREATE DATABASE readiness');
-  await crashAndRestart(t, { READINESS_DATABASE_URL: pg.urlFor({ database: 'readiness' }) });
+  const pg = await sharedPostgres();
+  await pg.query('CREATE DATABASE readiness_crash');
+  await crashAndRestart(t, { READINESS_DATABASE_URL: pg.urlFor({ database: 'readiness_crash' }) });
 });
 
 t.test('attest without a token or against a closed port fails clearly', async (t) => {
@@ -89,8 +97,9 @@ t.test('attest without a token or against a closed port fails clearly', async (t
 });
 
 t.test('PostgreSQL down under load: probing and serving go on, nothing acknowledged is lost', async (t) => {
-  const pg = await startPostgres(t);
+  const pg = await sharedPostgres();
   await pg.query('CREATE DATABASE readiness');
+  t.ok(pg.running(), 'precondition: PostgreSQL is up');
   const svc = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, READINESS_DATABASE_URL: pg.urlFor({ database: 'readiness' }) });
   t.teardown(() => {
     if (t.passing()) return;
@@ -108,13 +117,21 @@ t.test('PostgreSQL down under load: probing and serving go on, nothing acknowled
 
   await pg.stop('fast');
   const before = await lastRun();
-  await new Promise((r) => setTimeout(r, 3000));
-  const during = await lastRun();
+  // Until two runs made since the stop are queued (the check runs every second; the count below
+  // wants two results from the outage): awaited, not a fixed wait.
+  const { during, body, metrics } = await waitFor(
+    'two runs while PostgreSQL is down, queued',
+    async () => {
+      const during = await lastRun();
+      const body = await get<ReadinessBody>('/readiness');
+      const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+      const queued = during && before && Date.parse(during) > Date.parse(before) && body.store?.ok === false && /readiness_exporter_store_queued_results ([2-9]|[1-9]\d+)$/m.test(metrics);
+      return queued ? { during, body, metrics } : undefined;
+    },
+    { timeoutMs: 30_000, everyMs: 100 },
+  ).catch(async () => ({ during: await lastRun(), body: await get<ReadinessBody>('/readiness'), metrics: await (await fetch(`${svc.url}/metrics`)).text() }));
   t.ok(during && before && Date.parse(during) > Date.parse(before), `probing continued while PostgreSQL was down (${before} -> ${during})`);
-  const res = await fetch(`${svc.url}/readiness`);
-  const body = (await res.json()) as ReadinessBody;
   t.match(body.store, { ok: false, message: /postgres store degraded: .*result\(s\) queued in memory/ }, '/readiness shows the store degraded');
-  const metrics = await (await fetch(`${svc.url}/metrics`)).text();
   t.match(metrics, 'readiness_exporter_store_up 0');
   t.match(metrics, /readiness_exporter_store_queued_results [1-9]/);
   const refused = await fetch(`${svc.url}/attestations`, {
