@@ -37,6 +37,13 @@ const serveOnce = (dataDir: string, extra: string[] = []) => runCli(['serve', '-
 
 const suite = faultSuite(t, 'store');
 
+/**
+ * The file's one PostgreSQL, started by the first case that needs it: each case has a database
+ * of its own on it, and the cases run one after another (the freeze is over when its case ends).
+ */
+let server: Promise<PostgresServer> | undefined;
+const sharedPostgres = () => (server ??= startPostgres(t));
+
 suite.fault('embedded store emptied (truncated to 0 bytes): refused at start, then --init-store starts anew and keeps the old file', 180_000, async (t) => {
   const { dataDir, db } = await storeWith(150);
   t.ok(existsSync(`${db}.id`), 'the store wrote its identity marker');
@@ -115,9 +122,10 @@ const post = (url: string, path: string, body: unknown) =>
   fetch(`${url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 suite.fault('PostgreSQL frozen by SIGSTOP: writes get 503 within the deadline, nothing lands after it, a 201 is durable', 240_000, async (t) => {
-  const pg = await startPostgres(t);
-  await pg.query('CREATE DATABASE readiness');
-  const svc = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, READINESS_DATABASE_URL: pg.urlFor({ database: 'readiness' }), READINESS_STORE_TIMEOUT: '2s' });
+  const pg = await sharedPostgres();
+  const db = 'readiness_frozen';
+  await pg.query(`CREATE DATABASE ${db}`);
+  const svc = await startServe(t, ['-c', file], { READINESS_API_TOKEN: TOKEN, READINESS_DATABASE_URL: pg.urlFor({ database: db }), READINESS_STORE_TIMEOUT: '2s' });
   t.teardown(() => {
     signalPostgres(pg, 'SIGCONT');
     if (!t.passing()) t.comment(svc.output().slice(-4000));
@@ -125,15 +133,21 @@ suite.fault('PostgreSQL frozen by SIGSTOP: writes get 503 within the deadline, n
   t.equal((await post(svc.url, '/attestations', { check: 'dr-runbook-reviewed', by: 'Before Freeze', role: 'devops-lead' })).status, 201);
 
   t.ok(signalPostgres(pg, 'SIGSTOP') >= 2, 'postmaster and backends stopped');
+  // Frozen for at most 20 s (room for a loaded machine), and thawed as soon as everything to be
+  // seen while frozen has been seen: the writes ran after their deadline either way.
   let thawed = false;
   const frozenFor = 20_000;
-  const thaw = new Promise<void>((resolve) =>
-    setTimeout(() => {
+  let thawNow = () => {};
+  const thaw = new Promise<void>((resolve) => {
+    const timer = setTimeout(() => thawNow(), frozenFor);
+    thawNow = () => {
+      if (thawed) return;
+      clearTimeout(timer);
       signalPostgres(pg, 'SIGCONT');
       thawed = true;
       resolve();
-    }, frozenFor),
-  );
+    };
+  });
   const [att, dep] = await Promise.all([
     post(svc.url, '/attestations', { check: 'dr-runbook-reviewed', by: 'During Freeze', role: 'devops-lead' }),
     post(svc.url, '/deployments', { version: 'frozen-1' }),
@@ -146,6 +160,7 @@ suite.fault('PostgreSQL frozen by SIGSTOP: writes get 503 within the deadline, n
   const ready = await fetch(`${svc.url}/readiness`);
   t.ok([200, 503].includes(ready.status), '/readiness answers while the store is frozen');
   t.match(await ready.json(), { store: { ok: false } }, 'and shows the store degraded');
+  thawNow();
   await thaw;
 
   // The frozen backends had the writes in their socket buffers: once they have run them and
@@ -156,16 +171,16 @@ suite.fault('PostgreSQL frozen by SIGSTOP: writes get 503 within the deadline, n
       const rows = await pg.query<{ n: string }>(
         "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'readiness-exporter' AND state = 'active' AND pid <> pg_backend_pid()",
         [],
-        'readiness',
+        db,
       );
       return rows[0]!.n === '0' ? true : undefined;
     },
     { timeoutMs: 30_000, everyMs: 200 },
   );
   await new Promise((r) => setTimeout(r, 1000));
-  const names = (await pg.query<{ by_name: string }>('SELECT by_name FROM readiness_attestations ORDER BY created_at', [], 'readiness')).map((r) => r.by_name);
+  const names = (await pg.query<{ by_name: string }>('SELECT by_name FROM readiness_attestations ORDER BY created_at', [], db)).map((r) => r.by_name);
   t.same(names, ['Before Freeze'], 'the attestation answered 503 was not written, not even after PostgreSQL resumed');
-  const deps = await pg.query('SELECT version FROM readiness_deployments', [], 'readiness');
+  const deps = await pg.query('SELECT version FROM readiness_deployments', [], db);
   t.same(deps, [], 'nor the deployment');
 
   // Back: a 201 is durable (in the database when the answer arrives).
@@ -177,14 +192,14 @@ suite.fault('PostgreSQL frozen by SIGSTOP: writes get 503 within the deadline, n
     },
     { timeoutMs: 30_000, everyMs: 500 },
   );
-  const row = await pg.query('SELECT by_name FROM readiness_attestations WHERE id = $1', [after.attestation.id], 'readiness');
+  const row = await pg.query('SELECT by_name FROM readiness_attestations WHERE id = $1', [after.attestation.id], db);
   t.same(row, [{ by_name: 'After Thaw' }], 'the 201 is in the database');
   svc.child.kill('SIGTERM');
   t.equal(await svc.exited, 0);
 });
 
 suite.fault('PostgreSQL database dropped and recreated under a running service: writes refused, never made into the new one', 240_000, async (t) => {
-  const pg = await startPostgres(t);
+  const pg = await sharedPostgres();
   await pg.query('CREATE DATABASE readiness');
   const url = pg.urlFor({ database: 'readiness' });
   const env = { READINESS_API_TOKEN: TOKEN, READINESS_DATABASE_URL: url };
