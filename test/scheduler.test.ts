@@ -6,6 +6,7 @@ import { jitterFor, runOnce, Scheduler, type SchedulerOptions } from '../src/sch
 import { MemoryStore } from '../src/store/memory.js';
 import { viewCheck } from '../src/state.js';
 import { checklistOf, makeDef } from './helpers/checks.js';
+import { until } from './helpers/until.js';
 
 const log = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -20,12 +21,30 @@ function startRecorder(over: Parameters<typeof makeDef>[1]) {
   return { def, starts };
 }
 
-/** A scheduler over `checks` (no start-up jitter) run for `ms`, then stopped with `stopMs` for runs in flight. */
-async function runScheduler(checks: CheckDef[], ms: number, { stopMs = 1000, ...opts }: Partial<SchedulerOptions> & { stopMs?: number } = {}) {
+/**
+ * How long a test waits for what it needs before it gives up: it only bounds a hang (a
+ * scheduler that never gets there). The tests wait for the runs they count, never for a
+ * fixed time, so a loaded machine makes them slower, not wrong.
+ */
+const DEADLINE_MS = 10_000;
+
+/**
+ * A scheduler over `checks` (no start-up jitter) run until `cond` holds (at most DEADLINE_MS),
+ * then stopped with `stopMs` for runs in flight.
+ */
+async function runUntil(
+  checks: CheckDef[],
+  cond: (sched: Scheduler) => boolean,
+  what: string,
+  { stopMs = 1000, ...opts }: Partial<SchedulerOptions> & { stopMs?: number } = {},
+) {
   const sched = new Scheduler(checklistOf(...checks), { store: new MemoryStore(), log, maxJitterMs: 0, ...opts });
   sched.start();
-  await sleep(ms);
-  await sched.stop(stopMs);
+  try {
+    await until(() => cond(sched), what, DEADLINE_MS);
+  } finally {
+    await sched.stop(stopMs);
+  }
   return sched;
 }
 
@@ -60,7 +79,9 @@ t.test('a check never overlaps itself; the skipped slot is counted', async (t) =
   );
   // timeout > interval is rejected by the loader; here the probe ignores its signal on purpose.
   def.timeoutMs = 1000;
-  const sched = await runScheduler([def], 420);
+  // Three runs of 130 ms at a 50 ms interval: slots came due while each was going. Stops at
+  // once if a run overlaps another (the assertion below then says so).
+  const sched = await runUntil([def], (s) => overlapped || (def.runs() >= 3 && s.stats.skipped >= 2), 'three runs and two skipped slots');
   t.notOk(overlapped, 'no overlap');
   t.ok(def.runs() >= 2, `ran ${def.runs()} times`);
   t.ok(sched.stats.skipped >= 2, `skipped ${sched.stats.skipped} slots`);
@@ -76,8 +97,11 @@ t.test('slots stay on the schedule: no drift from run duration', async (t) => {
     },
     { intervalMs: 100, timeoutMs: 90 },
   );
-  await runScheduler([def], 560, { stopMs: 500 });
-  t.ok(starts.length >= 4, `${starts.length} runs`);
+  // Eight runs, seven gaps: anchored, a gap is 100 ms plus how much later the machine started
+  // the second run than the first; among seven, one is near 100 ms on a loaded machine too
+  // (the old fixed 560 ms window sometimes held only three runs, two gaps).
+  await runUntil([def], () => starts.length >= 8, 'eight runs', { stopMs: 500 });
+  t.ok(starts.length >= 8, `${starts.length} runs`);
   // With drift (next = end + interval) every gap is at least 40 + 100 ms: a timer never fires
   // before its time. Anchored, a run that started late is followed by a shorter gap back onto
   // the slot, so some gap is near 100 ms however late the machine's timers fire (a mean would
@@ -100,7 +124,9 @@ t.test('a probe that throws is a result; the scheduler keeps going', async (t) =
   }, { id: 'bad', intervalMs: 40, timeoutMs: 30 });
   const good = makeDef(() => ({ fields: {} }), { id: 'good', intervalMs: 40, timeoutMs: 30 });
   const store = new MemoryStore();
-  await runScheduler([bad, good], 150, { store, stopMs: 100 });
+  // Two results of each stored: the scheduler went on after the first throw.
+  const stored = (id: string) => Object.values(store.latest(id)?.runs ?? {}).reduce((a, b) => a + b, 0);
+  await runUntil([bad, good], () => stored('bad') >= 2 && stored('good') >= 2, 'two results of each check', { store });
   t.equal(store.latest('bad')?.state, 'error');
   t.equal(store.latest('bad')?.message, 'boom');
   t.equal(store.latest('good')?.state, 'pass');
@@ -137,9 +163,11 @@ t.test('pending, then stale after three intervals without a completed run', asyn
 
 t.test('stop waits for runs in flight up to the deadline, then aborts them', async (t) => {
   let sawAbort = false;
+  let started = false;
   const def = makeDef(
     (ctx) =>
       new Promise((resolve) => {
+        started = true;
         ctx.signal.addEventListener('abort', () => {
           sawAbort = true;
           resolve({ fields: {}, error: { reason: 'timeout', message: 'aborted' } });
@@ -150,7 +178,7 @@ t.test('stop waits for runs in flight up to the deadline, then aborts them', asy
   const store = new MemoryStore();
   const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0 });
   sched.start();
-  await sleep(20);
+  await until(() => started, 'the run to start', DEADLINE_MS);
   const t0 = Date.now();
   await sched.stop(100);
   t.ok(Date.now() - t0 < 2000, 'stop returned after the deadline');
@@ -161,7 +189,18 @@ t.test('stop waits for runs in flight up to the deadline, then aborts them', asy
 t.test('cron checks run once at start-up, then on their schedule', async (t) => {
   const def = makeDef(() => ({ fields: {} }), { schedule: '0 0 1 1 *', intervalMs: 365 * 86_400_000 });
   const store = new MemoryStore();
-  await runScheduler([def], 50, { store, stopMs: 100 });
+  // After the start-up run's result, a little longer: the next cron firing is on 1 January, so
+  // a second run could only come from a slot wrongly due at once (the start-up slot again, or
+  // a cron slot computed in the past), which the timer fires within its 20 ms slack. 200 ms is
+  // ten of those; a loaded machine can only make the window see fewer runs, never more.
+  const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0 });
+  sched.start();
+  try {
+    await until(() => store.latest('c1') !== undefined, 'the start-up run', DEADLINE_MS);
+    await sleep(200);
+  } finally {
+    await sched.stop(100);
+  }
   t.equal(def.runs(), 1);
   t.equal(store.latest('c1')?.state, 'pass');
 });
@@ -178,11 +217,15 @@ t.test('watch-backed kinds: a change notification runs the check now, debounced'
   };
   const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0 });
   sched.start();
-  await sleep(50);
+  await until(() => def.runs() >= 1 && !sched.busy(def.id), 'the start-up run', DEADLINE_MS);
   t.equal(def.runs(), 1, 'the start-up run');
   t.ok(notify, 'subscribed');
   for (let i = 0; i < 5; i++) notify!();
-  await sleep(400);
+  await until(() => def.runs() >= 2 && !sched.busy(def.id), 'the run the notifications asked for', DEADLINE_MS);
+  // Then a window for a run too many: notifications not folded into one would start theirs
+  // when their own 200 ms debounce ends (at the same time as the one that ran) or right after
+  // the run in flight, so 300 ms after that run ended covers both; the hourly slot is far off.
+  await sleep(300);
   t.equal(def.runs(), 2, 'five notifications in a burst became one run, long before the hourly slot');
   await sched.stop(100);
   t.ok(unsubscribed, 'unsubscribed on stop');
@@ -193,32 +236,53 @@ t.test('a check with a recent stored run continues its cadence instead of runnin
   const store = new MemoryStore();
   const last = Date.now() - 300;
   await store.put({ check: def.id, state: 'pass', message: 'ok', last: { check: def.id, state: 'pass', message: 'ok', startedAt: last, finishedAt: last + 5, durationMs: 5, conditions: [] }, streak: 1, runs: { pass: 1 } });
-  await runScheduler([def], 1_400, { store });
+  await runUntil([def], () => starts.length >= 1, 'the first run', { store });
   t.ok(starts.length >= 1, 'it ran');
   t.ok(starts[0]! - last >= 950, `the first run came one interval after the stored one (${starts[0]! - last} ms), not at once`);
 });
 
 t.test('a check handed over (HA) continues the cadence of the run another replica made', async (t) => {
   const { def, starts } = startRecorder({ intervalMs: 1_000, timeoutMs: 500 });
+  // A witness this replica owns from the start, due at start-up with the check (no jitter, no
+  // stored run): its result shows the timer fired the slot in which the check would have run.
+  const witness = makeDef(() => ({ fields: {} }), { id: 'w', intervalMs: 1_000, timeoutMs: 500 });
   let mine = false;
-  const ownership = { replicaId: 'r-test', owns: () => mine, fence: () => undefined, owned: () => (mine ? [def.id] : []), start: async () => {}, stop: async () => {} };
-  const sched = new Scheduler(checklistOf(def), { store: new MemoryStore(), log, maxJitterMs: 0, ownership });
+  const ownership = {
+    replicaId: 'r-test',
+    owns: (id: string) => id === witness.id || mine,
+    fence: () => undefined,
+    owned: () => (mine ? [def.id, witness.id] : [witness.id]),
+    start: async () => {},
+    stop: async () => {},
+  };
+  const store = new MemoryStore();
+  const sched = new Scheduler(checklistOf(def, witness), { store, log, maxJitterMs: 0, ownership });
   sched.start();
-  await sleep(300);
+  await until(() => store.latest(witness.id) !== undefined, 'the witness run', DEADLINE_MS);
+  // The check's slot came in the same tick as the witness's (and before it); 50 ms more lets
+  // a run wrongly started there reach its probe. Its next slot is an interval (1 s) away.
+  await sleep(50);
   t.equal(starts.length, 0, 'not run while another replica owns it');
   const lastElsewhere = Date.now() - 200;
   mine = true;
   sched.acquired([{ check: def.id, lastStartedAt: lastElsewhere }]);
-  await sleep(1_100);
-  await sched.stop(1000);
+  try {
+    await until(() => starts.length >= 1, 'the run after the takeover', DEADLINE_MS);
+  } finally {
+    await sched.stop(1000);
+  }
   t.ok(starts.length >= 1, 'it ran once taken over');
   t.ok(starts[0]! - lastElsewhere >= 950, `one interval after the other replica's run (${starts[0]! - lastElsewhere} ms)`);
   const overdue = makeDef(() => ({ fields: {} }), { id: 'c2', intervalMs: 60_000 });
   const s2 = new Scheduler(checklistOf(overdue), { store: new MemoryStore(), log, maxJitterMs: 0, ownership: { ...ownership, owns: () => true } });
   s2.start();
   s2.acquired([{ check: 'c2', lastStartedAt: Date.now() - 120_000 }]);
-  await sleep(200);
-  await s2.stop(1000);
+  // "At once": within the deadline, a sixth of the minute its old cadence would wait.
+  try {
+    await until(() => overdue.runs() >= 1, 'the overdue run', DEADLINE_MS);
+  } finally {
+    await s2.stop(1000);
+  }
   t.equal(overdue.runs(), 1, 'an overdue check taken over runs at once');
 });
 
@@ -252,7 +316,7 @@ t.test('a run that starts late takes its slot: the next is not half an interval 
       loaded = true;
     },
   };
-  const sched = await runScheduler([def], 1_700);
+  const sched = await runUntil([def], () => starts.length >= 3, 'three runs');
   const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
   t.ok(starts.length >= 3, `ran ${starts.length} times`);
   t.ok(
