@@ -27,7 +27,7 @@ function re2js(): Re2js {
 
 /** Inputs up to this many characters are matched inline (worst case a few milliseconds). */
 export const INLINE_MAX_CHARS = 16 * 1024;
-/** A match in the worker that takes longer than this fails (the worker is replaced). */
+/** A match in the worker that takes longer than this, counted from when it is sent to the worker (not from when it was queued), fails alone (the worker is replaced; the queue goes on). */
 export const MATCH_DEADLINE_MS = 10_000;
 
 export interface RegexFlags {
@@ -118,9 +118,14 @@ function execOne(re: RE2JS, text: string): (string | undefined)[] | null {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The worker: one, started on first use, unref'd (it never keeps the process alive), fed one
-// request at a time. Its code is a CommonJS string loading re2js by absolute path, so it runs
-// the same from src/ under the tests' TypeScript loader and from dist/.
+// The worker: one, started on first use, unref'd while idle (it never keeps the process alive),
+// fed one request at a time. Its code is a CommonJS string loading re2js by absolute path, so
+// it runs the same from src/ under the tests' TypeScript loader and from dist/.
+//
+// The queue lives here, not in the worker's port: a request's deadline starts when it is sent,
+// so waiting behind other checks' matches never counts against it. A request past its deadline
+// fails alone: its worker is replaced and the requests behind it go to the new one. One hostile
+// body degrades the check it came from, never another check's regex.
 
 interface Request {
   source: string;
@@ -157,22 +162,37 @@ parentPort.on('message', ({ id, source, bits, op, texts }) => {
 });
 `;
 
-interface Pending {
+interface Job {
+  req: Request;
   resolve: (v: unknown[]) => void;
   reject: (e: Error) => void;
+}
+
+/** The request the worker is matching now (at most one), with its deadline. */
+interface InFlight {
+  job: Job;
+  id: number;
+  worker: Worker;
   timer: NodeJS.Timeout;
 }
 
 let worker: Worker | undefined;
 let nextId = 0;
-const pending = new Map<number, Pending>();
+let deadlineMs = MATCH_DEADLINE_MS;
+const queue: Job[] = [];
+let inFlight: InFlight | undefined;
+/** Workers this module terminated: their 'error' and 'exit' are expected, not a crash. */
+const retired = new WeakSet<Worker>();
 
-function failAll(err: Error): void {
-  for (const [id, p] of pending) {
-    clearTimeout(p.timer);
-    pending.delete(id);
-    p.reject(err);
-  }
+/** Tests only: a shorter deadline for worker matches; `undefined` restores MATCH_DEADLINE_MS. */
+export function setMatchDeadline(ms: number | undefined): void {
+  deadlineMs = ms ?? MATCH_DEADLINE_MS;
+}
+
+function retire(w: Worker): void {
+  retired.add(w);
+  if (worker === w) worker = undefined;
+  void w.terminate();
 }
 
 function getWorker(): Worker {
@@ -180,48 +200,85 @@ function getWorker(): Worker {
   const w = new Worker(WORKER_CODE, { eval: true, workerData: { re2js: require.resolve('re2js') } });
   w.unref();
   w.on('message', (msg: { id: number; out?: unknown[]; error?: string }) => {
-    const p = pending.get(msg.id);
-    if (!p) return;
-    pending.delete(msg.id);
-    clearTimeout(p.timer);
-    if (pending.size === 0) w.unref();
-    if (msg.error !== undefined) p.reject(new RegexSyntaxError(msg.error));
-    else p.resolve(msg.out ?? []);
+    const f = inFlight;
+    if (!f || f.worker !== w || f.id !== msg.id) return;
+    inFlight = undefined;
+    clearTimeout(f.timer);
+    if (msg.error !== undefined) f.job.reject(new RegexSyntaxError(msg.error));
+    else f.job.resolve(msg.out ?? []);
+    pump();
   });
-  w.on('error', (err) => {
+  // A crash we did not cause (out of memory, a bug in the engine): the request it was matching
+  // fails, the rest go to a new worker.
+  const crashed = (err: Error) => {
+    if (retired.has(w)) return;
+    retired.add(w);
     if (worker === w) worker = undefined;
-    failAll(err);
-  });
-  w.on('exit', () => {
-    if (worker === w) worker = undefined;
-    failAll(new Error('the regex worker exited'));
-  });
+    const f = inFlight;
+    if (f && f.worker === w) {
+      inFlight = undefined;
+      clearTimeout(f.timer);
+      f.job.reject(err);
+    }
+    pump();
+  };
+  w.on('error', crashed);
+  w.on('exit', (code) => crashed(new Error(`the regex worker exited (code ${code})`)));
   worker = w;
   return w;
 }
 
-function offload(req: Request): Promise<unknown[]> {
+/** Sends the next queued request when nothing is in flight; lets an idle worker go. */
+function pump(): void {
+  if (inFlight) return;
+  const job = queue.shift();
+  if (!job) {
+    worker?.unref();
+    return;
+  }
   const w = getWorker();
   const id = nextId++;
+  const ms = deadlineMs;
+  const timer = setTimeout(() => {
+    // Linear time makes this a safety net only: never let a match hold anything forever.
+    if (inFlight?.id !== id) return;
+    inFlight = undefined;
+    retire(w);
+    job.reject(new Error(`regular expression ${JSON.stringify(job.req.source.slice(0, 80))} did not finish within ${ms} ms`));
+    pump();
+  }, ms);
+  timer.unref();
+  inFlight = { job, id, worker: w, timer };
+  // While a match is pending the worker must keep the process alive to answer it.
+  w.ref();
+  w.postMessage({ id, ...job.req });
+}
+
+function offload(req: Request): Promise<unknown[]> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      // Linear time makes this a safety net only: never let a match hold anything forever.
-      pending.delete(id);
-      reject(new Error(`regular expression ${JSON.stringify(req.source.slice(0, 80))} did not finish within ${MATCH_DEADLINE_MS} ms`));
-      if (worker === w) worker = undefined;
-      void w.terminate();
-    }, MATCH_DEADLINE_MS);
-    timer.unref();
-    pending.set(id, { resolve, reject, timer });
-    // While a match is pending the worker must keep the process alive to answer it.
-    w.ref();
-    w.postMessage({ id, ...req });
+    queue.push({ req, resolve, reject });
+    pump();
   });
 }
 
-/** Stops the worker (tests, shutdown); the next long match starts a new one. */
+/**
+ * Stops the worker (tests, shutdown): the request in flight and the queued ones fail with
+ * "the regex worker was closed"; the next long match starts a new worker.
+ */
 export async function closeRegexWorker(): Promise<void> {
   const w = worker;
   worker = undefined;
-  if (w) await w.terminate();
+  const jobs = queue.splice(0);
+  const f = inFlight;
+  inFlight = undefined;
+  if (f) {
+    clearTimeout(f.timer);
+    jobs.unshift(f.job);
+  }
+  const err = new Error('the regex worker was closed');
+  for (const j of jobs) j.reject(err);
+  if (w) {
+    retired.add(w);
+    await w.terminate();
+  }
 }
