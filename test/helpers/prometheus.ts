@@ -189,6 +189,10 @@ export async function startPrometheus(t: Teardown, opts: PrometheusOptions = {})
     return b.data as T;
   };
   const rules = async () => (await api<{ groups: RuleGroup[] }>('rules')).groups;
+  const query = async (expr: string, time?: number) => {
+    const r = await api<{ resultType: string; result: Sample[] }>('query', { query: expr, ...(time !== undefined && { time: String(time) }) });
+    return r.resultType === 'vector' ? r.result : [];
+  };
   return {
     url,
     port,
@@ -196,10 +200,7 @@ export async function startPrometheus(t: Teardown, opts: PrometheusOptions = {})
     configFile,
     logFile,
     api,
-    async query(expr, time) {
-      const r = await api<{ resultType: string; result: Sample[] }>('query', { query: expr, ...(time !== undefined && { time: String(time) }) });
-      return r.resultType === 'vector' ? r.result : [];
-    },
+    query,
     rules,
     async alerts() {
       return (await api<{ alerts: Alert[] }>('alerts')).alerts;
@@ -225,8 +226,19 @@ export async function startPrometheus(t: Teardown, opts: PrometheusOptions = {})
         },
         { timeoutMs: o.timeoutMs ?? 30_000, everyMs: 200 },
       );
-      // Health turns up after the first scrape; wait out the rest.
-      await new Promise((r) => setTimeout(r, (scrapes - 1) * durationMs(opts.scrapeInterval ?? '1s') + 500));
+      // Health turns up after the first scrape; then wait for the rest, counted instead of slept
+      // out: `up` gets one sample per scrape of each target (1 when it succeeded), committed with
+      // the scrape's other samples, so its sum is the target's successful scrapes so far.
+      if (scrapes > 1) {
+        await waitFor(
+          `${scrapes} successful scrapes of each of ${count} targets`,
+          async () => {
+            const seen = await query('sum_over_time(up[1h])');
+            return seen.length >= count && seen.every((s) => Number(s.value[1]) >= scrapes) ? true : undefined;
+          },
+          { timeoutMs: scrapes * durationMs(opts.scrapeInterval ?? '1s') + 30_000, everyMs: 200 },
+        );
+      }
       return targets;
     },
     async reload() {
