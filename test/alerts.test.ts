@@ -359,7 +359,7 @@ t.test('a real Prometheus loads every group and evaluates it without error', asy
   t.same(loaded.map((g) => g.name).sort(), groups.map((g) => g.name).sort(), 'all groups loaded');
   t.equal(loaded.flatMap((g) => g.rules).length, rules.length, 'all rules loaded');
   // Two more rounds, so every rule has been evaluated and could have failed.
-  await new Promise((r) => setTimeout(r, 2500));
+  await prom.waitForMoreEvaluations(2);
   for (const g of await prom.rules()) {
     for (const r of g.rules) {
       t.equal(r.health, 'ok', `${g.name}/${r.name} health`);

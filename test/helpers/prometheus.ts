@@ -76,6 +76,8 @@ export interface PrometheusServer {
   alerts(): Promise<Alert[]>;
   /** Waits until every loaded group has been evaluated at least once; returns the groups. */
   waitForRuleEvaluation(timeoutMs?: number): Promise<RuleGroup[]>;
+  /** Waits until every loaded group has been evaluated `rounds` more times from now (counted, not slept out); returns the groups. */
+  waitForMoreEvaluations(rounds: number, timeoutMs?: number): Promise<RuleGroup[]>;
   /**
    * Waits until `count` targets (default: every configured static target) are up and scraped at
    * least `scrapes` times (default 2, enough for rate()). Prometheus hands new targets to the
@@ -213,6 +215,25 @@ export async function startPrometheus(t: Teardown, opts: PrometheusOptions = {})
           return groups.every((g) => !g.lastEvaluation.startsWith('0001-')) ? groups : undefined;
         },
         { timeoutMs, everyMs: 200 },
+      );
+    },
+    waitForMoreEvaluations(rounds, timeoutMs = 30_000) {
+      // Each group's lastEvaluation as first seen, then every other value it takes: a poll that
+      // misses an evaluation only makes the wait longer.
+      const first = new Map<string, string>();
+      const later = new Map<string, Set<string>>();
+      return waitFor(
+        `${rounds} more evaluations of every rule group`,
+        async () => {
+          const groups = await rules();
+          for (const g of groups) {
+            const key = `${g.file}\0${g.name}`;
+            if (!first.has(key)) first.set(key, g.lastEvaluation);
+            else if (g.lastEvaluation !== first.get(key)) (later.get(key) ?? later.set(key, new Set()).get(key)!).add(g.lastEvaluation);
+          }
+          return groups.every((g) => (later.get(`${g.file}\0${g.name}`)?.size ?? 0) >= rounds) ? groups : undefined;
+        },
+        { timeoutMs, everyMs: 100 },
       );
     },
     async waitForTargets(o = {}) {
