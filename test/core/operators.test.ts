@@ -174,3 +174,17 @@ t.test('lookupField: exact names, then the nearest family', async (t) => {
   t.equal(lookupField(f, 'b.c'), undefined);
   t.equal(lookupField({ '*': 'any' } as FieldSpecs, 'x'), undefined, 'no family at the top level');
 });
+
+t.test('survivors of the 1 Dec whole-file mutation run', async (t) => {
+  // A number literal with several digits before its decimal point is one number.
+  t.equal(parseCondition('n == 12.5', fields).literal, 12.5);
+  t.equal(ok('n == 12.5', { n: 12.5 }), true);
+  t.equal(parseCondition('n >= 100.25', fields).literal, 100.25);
+  // len() is a number whatever the field's type: compared with a string it is rejected at load.
+  t.throws(() => parseCondition('len(s) == "a"', fields), /is a number, cannot compare it with "a"/);
+  t.throws(() => parseCondition('len(any) == "abc"', fields), /is a number, cannot compare it with "abc"/);
+  // A field present as null reads as absent: no condition holds on it, not even `!= 1`.
+  const nul = evaluateCondition(parseCondition('any != 1', fields), { any: null });
+  const missing = evaluateCondition(parseCondition('any != 1', fields), {});
+  t.same(nul, missing, 'null is read as a missing field');
+});
