@@ -379,3 +379,25 @@ t.test('a change listener that throws is logged, with the change it failed on', 
   t.equal(failed.length, 1);
   t.match(failed[0], { level: 50, change: { kind: 'status', check: 'a' }, err: { message: 'broken cache (test)' } });
 });
+
+t.test('once opened by init, a put is written at once and the backend is opened once', async (t) => {
+  let opens = 0;
+  const backend = new GatedBackend();
+  const open = backend.open.bind(backend);
+  backend.open = async () => {
+    opens++;
+    return open();
+  };
+  // No retry within the test: a put that waited for one would never be written.
+  const store = new CachedStore(backend, { retryMs: 3_600_000 });
+  t.teardown(() => store.close());
+  await store.init();
+  t.equal(opens, 1, 'precondition: init opened the backend');
+  await store.put(status('c1', 'first'));
+  await until(() => backend.writes.length === 1, 'the first write');
+  await store.put(status('c1', 'second'));
+  await until(() => backend.writes.length === 2, 'the second write');
+  t.same(backend.writes.map((w) => w.messages), [['first'], ['second']]);
+  t.equal(opens, 1, 'opened once: a write after the open does not open again');
+  t.equal(store.health().ok, true);
+});

@@ -161,6 +161,13 @@ t.test('a refresh publishes only news, marked remote; the records version only g
   t.same(changes, [{ kind: 'attestation', check: 'b', remote: true }, { kind: 'deployment', remote: true }], 'a new expiry and a moved deployment are news');
   t.same(store.deployments().map((d) => [d.id, d.at]), [['d1', 300], ['d2', 200]], 'the moved deployment is re-sorted, not duplicated');
   t.same(backend.since, [5, 5, 7]);
+
+  // A known deployment read back beside a new one: the new one is news (some, not every).
+  changes.length = 0;
+  backend.pending = { statuses: [], attestations: [], deployments: [{ ...dep('d2', 200) }, dep('d3', 400)], recordsVersion: 7 };
+  await store.refresh();
+  t.same(changes, [{ kind: 'deployment', remote: true }], 'one new deployment among known ones is news');
+  t.same(store.deployments().map((d) => d.id), ['d3', 'd1', 'd2']);
 });
 
 t.test('a local backend resumes the records version from the highest a stored result claims', async (t) => {
