@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import type { ReadinessBody } from '../src/state.js';
 import { runCli, startServe } from './helpers/cli.js';
 import { writeAttestationAndTcpChecklist } from './helpers/checklists.js';
-import { startPostgres, type PostgresServer } from './helpers/postgres.js';
+import { postgresOnce } from './helpers/postgres.js';
 import { freePort, waitFor } from './helpers/service.js';
 
 // One PostgreSQL cluster and six service processes: 101-144 s on a loaded 2-core machine (with
@@ -17,12 +17,9 @@ import { freePort, waitFor } from './helpers/service.js';
 // inside is bounded).
 t.setTimeout(6 * 60_000);
 
-/**
- * The file's one PostgreSQL, started by the first test that needs it: each test has a database
- * of its own on it, and the tests run one after another (the outage test stops and restarts it).
- */
-let server: Promise<PostgresServer> | undefined;
-const sharedPostgres = () => (server ??= startPostgres(t));
+// The file's one PostgreSQL: each test has a database of its own on it, and the tests run one
+// after another (the outage test stops and restarts it).
+const sharedPostgres = postgresOnce(t);
 
 const dir = mkdtempSync(join(tmpdir(), 'readiness-durable-'));
 const TOKEN = 'durable-token-123';

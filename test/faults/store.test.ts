@@ -13,7 +13,7 @@ import { CachedStore } from '../../src/store/cached.js';
 import { SqliteBackend } from '../../src/store/sqlite.js';
 import { runCli, startServe } from '../helpers/cli.js';
 import { writeAttestationAndTcpChecklist } from '../helpers/checklists.js';
-import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { postgresOnce, type PostgresServer } from '../helpers/postgres.js';
 import { waitFor } from '../helpers/service.js';
 import { faultSuite } from '../helpers/faults.js';
 
@@ -37,12 +37,9 @@ const serveOnce = (dataDir: string, extra: string[] = []) => runCli(['serve', '-
 
 const suite = faultSuite(t, 'store');
 
-/**
- * The file's one PostgreSQL, started by the first case that needs it: each case has a database
- * of its own on it, and the cases run one after another (the freeze is over when its case ends).
- */
-let server: Promise<PostgresServer> | undefined;
-const sharedPostgres = () => (server ??= startPostgres(t));
+// The file's one PostgreSQL: each case has a database of its own on it, and the cases run one
+// after another (the freeze is over when its case ends).
+const sharedPostgres = postgresOnce(t);
 
 suite.fault('embedded store emptied (truncated to 0 bytes): refused at start, then --init-store starts anew and keeps the old file', 180_000, async (t) => {
   const { dataDir, db } = await storeWith(150);

@@ -60,6 +60,15 @@ function confLine(k: string, v: string | number | boolean): string {
   return typeof v === 'string' ? `${k} = '${v.replace(/'/g, "''")}'` : `${k} = ${String(v)}`;
 }
 
+/**
+ * One PostgreSQL for a whole test file, started by the first test that asks for it (each test
+ * then makes a database of its own on it); stopped with the file's teardown `t`.
+ */
+export function postgresOnce(t: Teardown, opts: PostgresOptions = {}): () => Promise<PostgresServer> {
+  let server: Promise<PostgresServer> | undefined;
+  return () => (server ??= startPostgres(t, opts));
+}
+
 /** Starts a new PostgreSQL 15 server for the test `t`; it is stopped and deleted in t.teardown. */
 export async function startPostgres(t: Teardown, opts: PostgresOptions = {}): Promise<PostgresServer> {
   const t0 = performance.now();
