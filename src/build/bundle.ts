@@ -120,13 +120,12 @@ async function cjsBundle(entry: string, outfile: string, lazy: Record<string, tr
             resolveDir: ROOT,
             loader: 'js',
           }));
-          // src/deferred.ts with static require()s, which esbuild bundles (as CommonJS modules
-          // that run when first required).
+          // src/deferred.ts itself, with its two loaders replaced by static require()s, which
+          // esbuild bundles (as CommonJS modules that run when first required).
           b.onLoad({ filter: /.*/, namespace: 'deferred' }, () => ({
             contents: [
-              `exports.PRECOMPILED = require('node:path').join(__dirname, '..', 'config', 'validators.cjs');`,
-              `exports.requireRe2js = () => require('re2js');`,
-              `exports.requirePrecompiled = () => require(${JSON.stringify(packagePath('dist', 'config', 'validators.cjs'))});`,
+              `const deferred = require(${JSON.stringify(packagePath('dist', 'deferred.js'))});`,
+              `module.exports = { ...deferred, requireRe2js: () => require('re2js'), requirePrecompiled: () => require(${JSON.stringify(packagePath('dist', 'config', 'validators.cjs'))}) };`,
             ].join('\n'),
             resolveDir: ROOT,
             loader: 'js',
