@@ -189,10 +189,11 @@ export function setMatchDeadline(ms: number | undefined): void {
   deadlineMs = ms ?? MATCH_DEADLINE_MS;
 }
 
-function retire(w: Worker): void {
+/** Stops a worker of ours: its 'error' and 'exit' are then expected, not a crash. */
+function retire(w: Worker): Promise<number> {
   retired.add(w);
   if (worker === w) worker = undefined;
-  void w.terminate();
+  return w.terminate();
 }
 
 function getWorker(): Worker {
@@ -243,7 +244,7 @@ function pump(): void {
     // Linear time makes this a safety net only: never let a match hold anything forever.
     if (inFlight?.id !== id) return;
     inFlight = undefined;
-    retire(w);
+    void retire(w);
     job.reject(new Error(`regular expression ${JSON.stringify(job.req.source.slice(0, 80))} did not finish within ${ms} ms`));
     pump();
   }, ms);
@@ -267,7 +268,6 @@ function offload(req: Request): Promise<unknown[]> {
  */
 export async function closeRegexWorker(): Promise<void> {
   const w = worker;
-  worker = undefined;
   const jobs = queue.splice(0);
   const f = inFlight;
   inFlight = undefined;
@@ -277,8 +277,5 @@ export async function closeRegexWorker(): Promise<void> {
   }
   const err = new Error('the regex worker was closed');
   for (const j of jobs) j.reject(err);
-  if (w) {
-    retired.add(w);
-    await w.terminate();
-  }
+  if (w) await retire(w);
 }
