@@ -52,6 +52,44 @@ interface Loaded {
   read: string[];
 }
 
+/**
+ * Node's modules that --help, gate and validate have no use for, each a few ms to load: the
+ * CommonJS files they run from require them on first use only (src/build/bundle.ts's
+ * LAZY_BUILTINS). commander requires child_process for subcommands run as programs; validate's
+ * modules import tls, dns, worker_threads, perf_hooks, ... for probes that validate never runs.
+ */
+const UNUSED_BUILTINS = ['child_process', 'tls', 'dns/promises', 'worker_threads', 'perf_hooks', 'timers/promises', 'os', 'readline'];
+
+/**
+ * Which of `names` the command loads, among Node's own modules. tap's spawn hooks load many of
+ * them into every process it starts (child_process, crypto, net, ...), so the command runs
+ * under `env`, which hands node the tracer's NODE_OPTIONS alone; whatever the tracer itself
+ * loads (its hooks run on a worker thread) is measured on `node -e 0` and left out.
+ */
+function builtinsLoaded(args: string[], names: readonly string[]): string[] {
+  const loaded = (nodeArgs: string[]) => {
+    const file = join(dir, `builtins-${n++}.txt`);
+    writeFileSync(file, '');
+    const r = spawnSync('env', ['-i', `PATH=${process.env.PATH}`, `NODE_OPTIONS=--import=${HOOK}`, `MODULE_TRACE_FILE=${file}`, process.execPath, ...nodeArgs], { encoding: 'utf8', timeout: 120_000 });
+    if (r.error) throw r.error;
+    return new Set(readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('builtin:')).map((l) => l.slice('builtin:'.length)));
+  };
+  const baseline = loaded(['-e', '0']);
+  const command = loaded(['bin/readiness.js', ...args]);
+  return names.filter((b) => command.has(b) && !baseline.has(b));
+}
+
+t.test('help, gate and validate load none of Node\'s modules they do not use', async (t) => {
+  t.same(builtinsLoaded(['--help'], [...UNUSED_BUILTINS, 'crypto']), [], '--help');
+  t.same(builtinsLoaded(['validate', '--help'], [...UNUSED_BUILTINS, 'crypto']), [], 'validate --help');
+  // Port 1 refuses at once.
+  t.same(builtinsLoaded(['gate', '--url', 'http://127.0.0.1:1', '--timeout', '1s', '--interval', '200ms'], [...UNUSED_BUILTINS, 'crypto']), [], 'gate');
+  // os it does use: a kubernetes check is configured by ~/.kube/config, found from the home directory.
+  t.same(builtinsLoaded(['validate'], UNUSED_BUILTINS.filter((b) => b !== 'os')), [], 'validate of the shipped checklist');
+  // The guard sees them when they load: a command that does use them.
+  t.same(builtinsLoaded(['check', '-c', join(dir, 'missing.yaml')], ['child_process']), ['child_process'], 'the guard sees what main.js loads');
+});
+
 /** What Node compiles on a process's first fetch(): about a `node -e 0` of start-up on its own. */
 const FETCH = 'internal/deps/undici/undici';
 

@@ -22,6 +22,34 @@ const EXTERNAL = [
 ];
 
 const BUILTIN = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+
+/**
+ * Node's modules that the CommonJS files (below) load only when first used. Each costs a few
+ * ms to load that a short command mostly does not need: commander requires child_process (and
+ * with it net and the streams) for subcommands run as programs, which this CLI has none of;
+ * validate's modules import tls, dns, worker_threads, perf_hooks, os ... for the probes and the
+ * regex worker, which validate never runs. Each is replaced there by an object of getters, one
+ * per export (listed from this Node at build time), that requires the real module on first
+ * access. Only modules whose export is a plain object: a function or class (events, stream)
+ * cannot be stood in for by one. Modules Node has loaded before any code of ours runs (fs,
+ * path, url, util, ...) gain nothing and are left alone.
+ */
+const LAZY_BUILTINS = new Set([
+  'child_process', 'net', 'tls', 'dns', 'dns/promises', 'http', 'https', 'http2', 'worker_threads',
+  'perf_hooks', 'fs/promises', 'os', 'timers/promises', 'readline', 'zlib', 'dgram', 'v8', 'stream/promises', 'crypto',
+]);
+const bareBuiltin = (spec: string) => spec.replace(/^node:/, '');
+
+/** The source of a stand-in for the built-in `name` (LAZY_BUILTINS). */
+async function lazyBuiltin(name: string): Promise<string> {
+  const real = (await import(`node:${name}`)) as Record<string, unknown>;
+  const keys = Object.keys(real).filter((k) => k !== 'default');
+  return [
+    `let real;`,
+    `const load = () => (real ??= require(${JSON.stringify(`node:${name}`)}));`,
+    `for (const k of ${JSON.stringify(keys)}) Object.defineProperty(exports, k, { get: () => load()[k], enumerable: true });`,
+  ].join('\n');
+}
 const packageName = (spec: string) => (spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
 
 const outdir = packagePath('dist', 'bundle');
@@ -130,12 +158,16 @@ async function cjsBundle(entry: string, outfile: string, lazy: Record<string, tr
             resolveDir: ROOT,
             loader: 'js',
           }));
+          b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => ({ contents: await lazyBuiltin(args.path), loader: 'js' }));
           b.onLoad({ filter: /.*/, namespace: 'not-light' }, (args) => ({
             contents: `throw new Error(${JSON.stringify(`internal: ${args.path} is not part of dist/bundle/${outfile} (bin/readiness.js sends its command to main.js)`)});`,
             loader: 'js',
           }));
           b.onResolve({ filter: /^[^./]/ }, async (args) => {
             if (args.pluginData === 'resolving') return undefined;
+            if (BUILTIN.has(args.path) && LAZY_BUILTINS.has(bareBuiltin(args.path)) && args.namespace !== 'lazy-builtin') {
+              return { path: bareBuiltin(args.path), namespace: 'lazy-builtin' };
+            }
             if (BUILTIN.has(args.path) || EXTERNAL.includes(packageName(args.path)) || args.kind === 'dynamic-import') return { path: args.path, external: true };
             const res = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'resolving' });
             return res.errors.length > 0 ? { path: args.path, external: true } : res;
