@@ -4,6 +4,7 @@
 import { parseDuration } from '../config/duration.js';
 import type { Phase, Severity } from '../config/enums.js';
 import { packagePath } from '../paths.js';
+import { writeFd } from './output.js';
 import type { Filters } from '../state.js';
 
 export const EXIT = { OK: 0, NOT_READY: 1, USAGE: 2, UNREACHABLE: 3 } as const;
@@ -18,8 +19,8 @@ export interface Io {
 }
 
 export const defaultIo: Io = {
-  out: (s) => process.stdout.write(`${s}\n`),
-  err: (s) => process.stderr.write(`${s}\n`),
+  out: (s) => writeFd(1, `${s}\n`),
+  err: (s) => writeFd(2, `${s}\n`),
   env: process.env,
 };
 
