@@ -19,17 +19,19 @@ import { Script } from 'node:vm';
 /** Where the cache of `file` lives. */
 export const cacheFileOf = (file: string): string => `${file}.v8cache`;
 
-const digest = (bytes: string | Buffer): Buffer => createHash('sha256').update(bytes).digest();
+const digest = (bytes: Buffer): Buffer => createHash('sha256').update(bytes).digest();
 
 /** The compiled file, with a cache when one of its source and this V8 is at hand. */
 export function compileCached(file: string, useCache = true): { script: Script; source: string; cache: 'accepted' | 'rejected' | 'none' } {
-  const source = readFileSync(file, 'utf8');
+  // Hashed as read: hashing the decoded text would encode it to UTF-8 again first.
+  const bytes = readFileSync(file);
+  const source = bytes.toString('utf8');
   let cachedData: Buffer | undefined;
   if (useCache) {
     try {
       const c = readFileSync(cacheFileOf(file));
       const data = c.subarray(64);
-      if (data.length > 0 && c.subarray(0, 32).equals(digest(source)) && c.subarray(32, 64).equals(digest(data))) cachedData = data;
+      if (data.length > 0 && c.subarray(0, 32).equals(digest(bytes)) && c.subarray(32, 64).equals(digest(data))) cachedData = data;
     } catch {
       // no cache: compile from source
     }
@@ -58,5 +60,5 @@ export function requireCached(file: string): unknown {
 
 /** The bytes of a cache for `source`: its digest, the digest of V8's data, then the data. */
 export function cacheBytes(source: string, data: Buffer): Buffer {
-  return Buffer.concat([digest(source), digest(data), data]);
+  return Buffer.concat([digest(Buffer.from(source)), digest(data), data]);
 }
