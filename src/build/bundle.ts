@@ -6,7 +6,7 @@
 // whose unused generated API esbuild leaves out). Each command's code (serve, check, validate,
 // ...) and each probe kind's client is a chunk, loaded by its dynamic import when needed.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { builtinModules } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import { build } from 'esbuild';
 import { packagePath, ROOT } from '../paths.js';
 import { asciiOnly } from './ascii.js';
@@ -39,11 +39,12 @@ const LAZY_BUILTINS = new Set([
   'perf_hooks', 'fs/promises', 'os', 'timers/promises', 'readline', 'zlib', 'dgram', 'v8', 'stream/promises', 'crypto',
 ]);
 const bareBuiltin = (spec: string) => spec.replace(/^node:/, '');
+const requireBuiltin = createRequire(import.meta.url);
 
 /** The source of a stand-in for the built-in `name` (LAZY_BUILTINS). */
-async function lazyBuiltin(name: string): Promise<string> {
-  const real = (await import(`node:${name}`)) as Record<string, unknown>;
-  const keys = Object.keys(real).filter((k) => k !== 'default');
+function lazyBuiltin(name: string): string {
+  // Every own property, the non-enumerable ones too (zlib's constants, crypto's deprecated names).
+  const keys = Object.getOwnPropertyNames(requireBuiltin(`node:${name}`));
   return [
     `let real;`,
     `const load = () => (real ??= require(${JSON.stringify(`node:${name}`)}));`,
@@ -158,7 +159,7 @@ async function cjsBundle(entry: string, outfile: string, lazy: Record<string, tr
             resolveDir: ROOT,
             loader: 'js',
           }));
-          b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => ({ contents: await lazyBuiltin(args.path), loader: 'js' }));
+          b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({ contents: lazyBuiltin(args.path), loader: 'js' }));
           b.onLoad({ filter: /.*/, namespace: 'not-light' }, (args) => ({
             contents: `throw new Error(${JSON.stringify(`internal: ${args.path} is not part of dist/bundle/${outfile} (bin/readiness.js sends its command to main.js)`)});`,
             loader: 'js',
