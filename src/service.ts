@@ -266,12 +266,14 @@ export class Service implements MetricsSource {
       const affected = change.attestations.has(def.id) || (change.deployment && (def.phase === 'monitor' || def.kind === 'attestation'));
       if (!affected || def.unconfigured) continue;
       const owns = !ownership || ownership.owns(def.id);
-      if (!def.probe.recordsOnly) {
-        // Stryker disable next-line ConditionalExpression: `true` adds only target checks owned elsewhere, which the scheduler's runNow refuses (mayRun)
-        if (owns) void this.#scheduler.runNow(def.id)?.catch(() => {});
-        continue;
+      if (def.probe.recordsOnly && (here || owns)) {
+        evaluations.push(this.#scheduler.runNow(def.id, { fresh: true }) ?? Promise.resolve());
+      } else if (
+        // Stryker disable next-line LogicalOperator: `||` adds only target checks owned elsewhere, which the scheduler's runNow refuses (mayRun)
+        !def.probe.recordsOnly && owns
+      ) {
+        void this.#scheduler.runNow(def.id)?.catch(() => {});
       }
-      if (here || owns) evaluations.push(this.#scheduler.runNow(def.id, { fresh: true }) ?? Promise.resolve());
     }
     await Promise.allSettled(evaluations);
   }
