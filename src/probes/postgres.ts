@@ -356,10 +356,29 @@ const readyNow: Measurement = async (p, ctx, conn) => {
     };
   } finally {
     work.catch(() => {});
-    // end() on a connecting client destroys its socket: nothing outlives the run.
-    client.end().catch(() => {});
+    // end() on a connecting client destroys its socket: nothing outlives the run. Awaited
+    // before the next `ready` run of the URL may connect (readyTurn): the server frees the
+    // session's slot before it closes the socket, so the connections held stay within the
+    // bound even for an instant; on a database with few slots left, a next run that connected
+    // while this session was still exiting was refused one (SQLSTATE 53300). A server that
+    // never answers the goodbye holds the turn for at most END_WAIT_MS.
+    await endWithin(client, END_WAIT_MS);
   }
 };
+
+/** How long a `ready` run waits for its session to end before the next may connect. */
+const END_WAIT_MS = 2000;
+
+function endWithin(client: pg.Client, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    client.end().catch(() => {}),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
 
 /** Superusers and members of pg_read_all_stats (pg_monitor includes it) see every session and statement. */
 async function canReadAllStats(q: Tx): Promise<boolean> {
