@@ -369,16 +369,9 @@ const readyNow: Measurement = async (p, ctx, conn) => {
 /** How long a `ready` run waits for its session to end before the next may connect. */
 const END_WAIT_MS = 2000;
 
-function endWithin(client: pg.Client, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    client.end().catch(() => {}),
-    new Promise<void>((r) => {
-      timer = setTimeout(r, ms);
-      timer.unref();
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+/** client.end(), waited for at most `ms` (untilAborted's timer; either outcome is fine). */
+const endWithin = (client: pg.Client, ms: number): Promise<unknown> =>
+  untilAborted(client.end(), AbortSignal.timeout(ms), () => 'the session did not end in time').catch(() => {});
 
 /** Superusers and members of pg_read_all_stats (pg_monitor includes it) see every session and statement. */
 async function canReadAllStats(q: Tx): Promise<boolean> {
