@@ -110,6 +110,7 @@ trap 'exit 143' TERM
 # 3. Typecheck, lint, tests
 # ---------------------------------------------------------------------------------------------
 passed=0 failed=0 skipped=0 status=0
+failed_steps=()
 step() { # step NAME CMD...: a static check counted as one test
   local name=$1
   shift
@@ -119,6 +120,7 @@ step() { # step NAME CMD...: a static check counted as one test
   else
     echo "test.sh: $name FAILED" >&2
     failed=$((failed + 1))
+    failed_steps+=("$name")
     status=1
   fi
 }
@@ -168,6 +170,7 @@ for i in "${!static_names[@]}"; do
   else
     echo "test.sh: $name FAILED" >&2
     failed=$((failed + 1))
+    failed_steps+=("$name")
     status=1
   fi
 done
@@ -238,12 +241,30 @@ if ((f_files + f_missing > 0)); then
   fi
 fi
 
+# CI shows only part of a long log, so the failures are named again just before the summary:
+# `FAILED file: test > its first failing assertion`, or the file alone when it failed outside
+# its tests (crash, time limit, exit status).
+failures=$(awk '
+  function name_of(line) { sub(/^ *(not )?ok [0-9]+ (- )?/, "", line); sub(/ # time=.*/, "", line); return line }
+  function directive(line) { return tolower(line) ~ /# (skip|todo)/ }
+  /^# Subtest: /         { file = substr($0, 12); filefail = 0; first = ""; next }
+  /^        +not ok [0-9]+/ { if (first == "" && !directive($0)) first = name_of($0); next }
+  /^    (not )?ok [0-9]+/  {
+    if ($0 ~ /^    not ok/ && !directive($0)) {
+      print "FAILED " file ": " name_of($0) (first != "" ? " > " first : ""); filefail = 1
+    }
+    first = ""; next
+  }
+  /^not ok [0-9]+/         { if (!directive($0) && !filefail) print "FAILED " name_of($0) " (outside its tests: crash, time limit or exit status)"; next }
+' "$tap_out")
 # Clean up before the summary so that it stays the last line.
 cleanup
 trap - EXIT
 summary="$passed passed, $failed failed"
 ((skipped > 0)) && summary+=", $skipped skipped"
 echo
+((${#failed_steps[@]} > 0)) && printf 'FAILED step %s (its output is above)\n' "${failed_steps[@]}"
+[[ -n $failures ]] && printf '%s\n' "$failures"
 [[ -n $faults ]] && echo "$faults"
 echo "$summary"
 exit "$status"
