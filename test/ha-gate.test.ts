@@ -4,6 +4,8 @@
 // check over: a double probe at the target (seen in test/ha-hang.test.ts, the check in step
 // with the one in flight at the stop). Here the lease is lost at the exact moment the probe's
 // connection reaches the target, before its TLS handshake can finish: deterministic, no timing.
+import diagnostics from 'node:diagnostics_channel';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Static } from '@sinclair/typebox';
@@ -98,4 +100,59 @@ t.test('a lease lost before the probe starts (its client library loading): the p
   t.equal(def.runs(), 1, 'with the lease held it runs');
   t.equal(ok.state, 'pass');
   t.ok(new LeaseLostError('x') instanceof Error);
+});
+
+t.test('a lease lost after the connection opened, before the request is written: nothing is sent', async (t) => {
+  // undici publishes `undici:client:connected` synchronously between the connector's callback
+  // (the first lease question) and writing the request: the lease is lost exactly there.
+  let requests = 0;
+  const target = http.createServer((_req, res) => {
+    requests++;
+    res.end('ok');
+  });
+  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => target.close(() => r())));
+  const url = `http://127.0.0.1:${(target.address() as net.AddressInfo).port}/health`;
+
+  let epoch = 1;
+  let loseOnConnected = false;
+  let connected = 0;
+  const onConnected = () => {
+    connected++;
+    if (loseOnConnected) epoch++;
+  };
+  diagnostics.subscribe('undici:client:connected', onConnected);
+  t.teardown(() => diagnostics.unsubscribe('undici:client:connected', onConnected));
+  const ownership = {
+    replicaId: 'r1',
+    owns: () => true,
+    fence: () => ({ owner: 'r1', epoch }),
+    owned: () => ['web'],
+    start: async () => {},
+    stop: async () => {},
+  };
+  for (const followRedirects of [false, true]) {
+    const def = makeDef(() => ({ fields: {} }), { id: 'web', kind: 'http', probe: httpProbe as never, params: params({ url, followRedirects }), timeoutMs: 5_000 });
+    const store = new MemoryStore();
+    const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0, ownership });
+    const how = followRedirects ? 'through a redirect-following agent' : 'through the check\'s client';
+
+    loseOnConnected = false;
+    [requests, connected] = [0, 0];
+    const kept = await sched.runNow('web');
+    t.equal(requests, 1, `${how}: with the lease kept, the request reaches the target`);
+    t.equal(connected, 1, 'after one connection');
+    t.match(kept, { state: 'pass', last: { ranBy: { replica: 'r1', epoch } } }, 'and its result is published under the lease');
+
+    loseOnConnected = true;
+    [requests, connected] = [0, 0];
+    const before = store.latest('web');
+    const lost = await sched.runNow('web');
+    t.equal(connected, 1, `${how}: the connection opened and passed the first question`);
+    await new Promise((r) => setTimeout(r, 50));
+    t.equal(requests, 0, 'but the request was not written: the lease was lost before the write');
+    t.equal(lost, before, 'and nothing was published');
+    t.equal(store.latest('web')?.last.startedAt, before?.last.startedAt, 'the store holds no result of that run');
+    await sched.stop(1_000);
+  }
 });

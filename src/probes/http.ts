@@ -52,10 +52,13 @@ function connectOptions(o: TlsOptions) {
 }
 
 /**
- * undici's connector, asking the run's lease question once the connection (TCP, TLS) is open:
- * undici writes the request in the same callback, so nothing can stall between the answer and
- * the request. Opening a connection can take a round trip or more; a replica stopped meanwhile
- * would otherwise send its request when it resumes, after another replica took the check.
+ * undici's connector, asking the run's lease question where the request is written. Opening a
+ * connection can take a round trip or more, and a replica stopped or stalled meanwhile would
+ * otherwise send its request when it resumes, after another replica took the check. So the
+ * question is asked once the connection is open (a refusal closes it unused), and again by the
+ * socket's first write, the request itself: the only gap left is between that answer and the
+ * write system call in the same synchronous call, which no check inside the process can close
+ * (a stop can land after any check). A run refused at the write publishes nothing either.
  */
 async function gatedConnect(o: TlsOptions, owner: () => (() => boolean) | undefined): Promise<buildConnector.connector> {
   const { buildConnector: build } = await undici();
@@ -63,9 +66,20 @@ async function gatedConnect(o: TlsOptions, owner: () => (() => boolean) | undefi
   return (opts, callback) =>
     base(opts, (err, socket) => {
       const stillOwner = owner();
-      if (err || !socket || !stillOwner || stillOwner()) return callback(err, socket as never);
-      socket.destroy();
-      callback(new LeaseLostError('the check\'s lease was lost before the request was sent'), null);
+      if (err || !socket || !stillOwner) return callback(err, socket as never);
+      if (!stillOwner()) {
+        socket.destroy();
+        return callback(new LeaseLostError('the check\'s lease was lost before the request was sent'), null);
+      }
+      const write = socket.write;
+      // Requests go out with Connection: close, so the first write of a socket is its request.
+      socket.write = function gatedWrite(this: typeof socket, ...args: Parameters<typeof write>): boolean {
+        socket.write = write;
+        if (stillOwner()) return write.apply(this, args);
+        socket.destroy(new LeaseLostError('the check\'s lease was lost before the request was sent'));
+        return false;
+      } as typeof write;
+      callback(null, socket as never);
     });
 }
 
