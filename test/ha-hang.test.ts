@@ -8,6 +8,8 @@ import { closestSameReplica, doubleRuns, sleep, startCluster, watchOwnership, ty
 
 const INTERVAL_S = 3;
 const TTL_S = 3;
+const HOLD_MS = 600;
+const STOP_AFTER_MS = 150;
 const HTTP = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
 
 tap.test('a hung replica loses its checks within two intervals and cannot publish when it resumes', async (t) => {
@@ -23,18 +25,26 @@ tap.test('a hung replica loses its checks within two intervals and cannot publis
   const watch = watchOwnership(c, t);
   const from = Date.now();
 
-  // Stop the victim while one of its runs is in flight: the targets hold their answers, and
-  // the test stops the victim when its next probe (of whichever check it runs now: on a loaded
-  // machine ownership may have moved since it settled) arrives.
-  for (const id of HTTP) c.hold(id, 300);
+  // Stop the victim while one of its runs is in flight: the targets hold their answers for
+  // HOLD_MS, and the test stops the victim STOP_AFTER_MS after its next probe (of whichever
+  // check it runs now: on a loaded machine ownership may have moved since it settled) arrives.
+  // Not at the arrival itself: the victim's other check is due at the same instant, and a stop
+  // sent right then lands while that run writes its request. A stop between the lease's last
+  // answer and the write system call cannot be caught inside the process (see gatedConnect in
+  // src/probes/http.ts); its result is fenced, but the target would count the request after
+  // SIGCONT. The pause lets such runs finish sending. Both timers are this process's, so the
+  // stop is always sent before the held answer: the run stays in flight.
+  for (const id of HTTP) c.hold(id, HOLD_MS);
   let waiting: NodeJS.Timeout | undefined;
   const inflight = await new Promise<Probe | undefined>((resolve) => {
     waiting = setTimeout(() => resolve(undefined), 4 * INTERVAL_S * 1000 + slack);
     c.onProbe = (p) => {
       if (p.replica === victim.name) {
         c.onProbe = undefined;
-        victim.child.kill('SIGSTOP');
-        resolve(p);
+        setTimeout(() => {
+          victim.child.kill('SIGSTOP');
+          resolve(p);
+        }, STOP_AFTER_MS);
       }
     };
   });
