@@ -451,7 +451,7 @@ export class Scheduler {
       return { check: def.id, state: 'error' as const, reason: 'error' as const, message: String(err), startedAt: now, finishedAt: now, durationMs: 0, conditions: [] };
     });
     if (refused) {
-      this.#opts.log.warn({ check: def.id, epoch }, 'the check\'s lease was lost before its probe was sent: nothing sent, nothing published');
+      this.#opts.log.warn({ check: def.id, epoch }, 'the check\'s lease was lost before its probe sent (all or the rest of) its traffic: nothing more sent, nothing published');
       return store.latest(def.id);
     }
     if (recordsVersion !== undefined) result.recordsVersion = recordsVersion;

@@ -7,18 +7,23 @@
 import diagnostics from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import pino from 'pino';
 import t from 'tap';
 import { runCheck } from '../src/harness.js';
+import flowProbe from '../src/probes/flow.js';
 import httpProbe from '../src/probes/http.js';
+import tcpProbe from '../src/probes/tcp.js';
+import tlsProbe from '../src/probes/tls.js';
 import { LeaseLostError } from '../src/probes/types.js';
 import { Scheduler } from '../src/scheduler.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { makeCert } from './helpers/certs.js';
 import { checklistOf, makeDef } from './helpers/checks.js';
+import { makeCtx } from './helpers/ctx.js';
 
 const log = pino({ level: 'silent' });
 const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true }).compile(httpProbe.params);
@@ -155,4 +160,79 @@ t.test('a lease lost after the connection opened, before the request is written:
     t.equal(store.latest('web')?.last.startedAt, before?.last.startedAt, 'the store holds no result of that run');
     await sched.stop(1_000);
   }
+});
+
+t.test('a lease lost between two requests of one run: the next request is not sent (flow)', async (t) => {
+  // Keep-alive: the second step goes out on the first step's connection, so only the socket's
+  // write gate can stop it (no new connection asks).
+  const seen: string[] = [];
+  let owner = true;
+  const target = http.createServer((req, res) => {
+    seen.push(req.url!);
+    if (req.url === '/one') owner = false; // another replica takes the check over meanwhile
+    res.end('ok');
+  });
+  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => target.close(() => r())));
+  const base = `http://127.0.0.1:${(target.address() as net.AddressInfo).port}/`;
+  const p = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true, strict: false }).compile(flowProbe.params);
+  const input = { url: base, steps: [{ name: 'one', path: '/one' }, { name: 'two', path: '/two' }] };
+  t.ok(p(input), 'valid flow');
+
+  const kept = await flowProbe.run(input as never, { ...makeCtx(), stillOwner: () => true });
+  t.same(seen, ['/one', '/two'], 'with the lease kept both steps reach the target');
+  t.match(kept.fields, { steps_passed: 2 });
+
+  seen.length = 0;
+  owner = true;
+  const lost = await flowProbe.run(input as never, { ...makeCtx(), stillOwner: () => owner }).catch((err: unknown) => err);
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(seen, ['/one'], 'the lease was lost during step one: step two was never sent');
+  t.notMatch(lost, { fields: { steps_passed: 2 } }, 'and the run did not pass');
+});
+
+t.test('a lease lost while the host resolves: tcp and tls connect nowhere', async (t) => {
+  let connections = 0;
+  const listener = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => listener.close(() => r())));
+  const port = (listener.address() as net.AddressInfo).port;
+  // `localhost` resolves (from /etc/hosts) after the run started: the harness's question was
+  // answered yes, and the lease is gone by the time the address is known.
+  for (const [kind, probe, input] of [
+    ['tcp', tcpProbe, { host: 'localhost', port }],
+    ['tls', tlsProbe, { host: 'localhost', port }],
+  ] as const) {
+    const compile = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true, strict: false }).compile(probe.params);
+    const p = { ...input };
+    t.ok(compile(p), `${kind}: valid params`);
+    connections = 0;
+    await probe.run(p as never, { ...makeCtx(), stillOwner: () => true }).catch(() => {});
+    t.ok(connections >= 1, `${kind}: with the lease kept it connects`);
+    connections = 0;
+    const lost = await probe.run(p as never, { ...makeCtx(), stillOwner: () => false }).catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 50));
+    t.equal(connections, 0, `${kind}: with the lease lost once resolved, no connection was made`);
+    t.type(lost, LeaseLostError, `${kind}: the run says the lease was lost`);
+  }
+});
+
+t.test('every probe that builds an undici Agent or Client gates it on the lease', async (t) => {
+  // A guard for probes yet to come: an Agent built without agentConnect/gatedConnector/
+  // leaseConnector would send after its replica lost the check.
+  const dir = new URL('../src/probes/', import.meta.url);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+  let agents = 0;
+  for (const f of files) {
+    const src = readFileSync(new URL(f, dir), 'utf8');
+    for (const m of src.matchAll(/new (?:client\.)?(?:Agent|Client|Pool)\((?:\w+, )?\{[^\n]*/g)) {
+      if (f === 'postgres.ts') continue; // pg's Pool and Client: not undici
+      agents++;
+      t.match(m[0], /connect: (await agentConnect|await leaseConnector|stillOwner \? gatedConnector)\(/, `${f}: ${m[0].slice(0, 60)}…`);
+    }
+  }
+  t.ok(agents >= 9, `found the probes' undici dispatchers (${agents})`);
 });

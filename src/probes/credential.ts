@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Agent } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
+import { agentConnect } from './lease.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 import { commonjs, lazy } from './lazy.js';
 import { httpUrlProblem, scrubSecrets } from './shared.js';
@@ -381,7 +382,7 @@ export default defineProbe({
     const started = performance.now();
     const backstop = ctx.timeoutMs * 2;
     const { Agent } = await undici();
-    const agent = new Agent({ connect: { timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
+    const agent = new Agent({ connect: await agentConnect({ timeout: backstop }, ctx), headersTimeout: backstop, bodyTimeout: backstop });
     const took = () => ({ duration_ms: performance.now() - started });
     try {
       let v: Valid;

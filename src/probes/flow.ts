@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConditionError, evaluateConditionAsync, parseCondition, resolveField, type Condition } from '../conditions.js';
 import { reasonFromError, type Reason } from '../reasons.js';
+import { agentConnect } from './lease.js';
 import { defineProbe, ProbeError, type FieldSpecs, type Observation } from './types.js';
 import { commonjs, lazy } from './lazy.js';
 import { scrubSecrets } from './shared.js';
@@ -215,7 +216,7 @@ export default defineProbe({
     const summary: string[] = [];
     const backstop = ctx.timeoutMs * 2;
     const { Agent, request } = await undici();
-    const agent = new Agent({ connect: { timeout: backstop, rejectUnauthorized: !p.insecure }, headersTimeout: backstop, bodyTimeout: backstop });
+    const agent = new Agent({ connect: await agentConnect({ timeout: backstop, rejectUnauthorized: !p.insecure }, ctx), headersTimeout: backstop, bodyTimeout: backstop });
     const started = performance.now();
     const fields = (failed: string, ran: number) => ({
       duration_ms: performance.now() - started,

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Agent, Dispatcher } from 'undici';
 import { reasonFromError } from '../reasons.js';
+import { gatedConnector } from './lease.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 import { commonjs, lazy } from './lazy.js';
 import { httpUrlProblem } from './shared.js';
@@ -96,7 +97,9 @@ class GitHub {
     this.key = `${this.origin}|${tokenEnv}`;
     this.deadline = performance.now() + ctx.timeoutMs;
     const backstop = ctx.timeoutMs * 2;
-    this.agent = new client.Agent({ connect: { timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
+    const { stillOwner } = ctx;
+    const connect = { timeout: backstop };
+    this.agent = new client.Agent({ connect: stillOwner ? gatedConnector(client.buildConnector, connect, () => stillOwner) : connect, headersTimeout: backstop, bodyTimeout: backstop });
   }
 
   close(): Promise<void> {

@@ -9,9 +9,10 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { Type, type Static } from '@sinclair/typebox';
-import type { buildConnector, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Reason } from '../reasons.js';
 import { commonjs, lazy } from './lazy.js';
+import { leaseConnector } from './lease.js';
 import { defineProbe, LeaseLostError, ProbeError, type Observation } from './types.js';
 
 const undici = lazy(() => import('undici').then(commonjs));
@@ -33,7 +34,7 @@ interface TlsOptions {
  * a new Agent per run cost more CPU than the request it carried (bench/probe-cpu-http.ts).
  */
 const clients = new Map<string, { key: string; client: Dispatcher }>();
-/** HA: the lease question of each check's run in progress, asked once its connection is open. */
+/** HA: the lease question of each check's run in progress, asked by its connection (lease.ts). */
 const owners = new Map<string, () => boolean>();
 
 async function clientFor(checkId: string, origin: string, o: TlsOptions): Promise<Dispatcher> {
@@ -42,45 +43,13 @@ async function clientFor(checkId: string, origin: string, o: TlsOptions): Promis
   if (cur?.key === key) return cur.client;
   if (cur) discard(checkId);
   const { Client } = await undici();
-  const client = new Client(origin, { connect: await gatedConnect(o, () => owners.get(checkId)), headersTimeout: o.backstop, bodyTimeout: o.backstop });
+  const client = new Client(origin, { connect: await leaseConnector(connectOptions(o), () => owners.get(checkId)), headersTimeout: o.backstop, bodyTimeout: o.backstop });
   clients.set(checkId, { key, client });
   return client;
 }
 
 function connectOptions(o: TlsOptions) {
   return { rejectUnauthorized: !o.insecure, ca: o.ca, servername: o.servername, timeout: o.backstop };
-}
-
-/**
- * undici's connector, asking the run's lease question where the request is written. Opening a
- * connection can take a round trip or more, and a replica stopped or stalled meanwhile would
- * otherwise send its request when it resumes, after another replica took the check. So the
- * question is asked once the connection is open (a refusal closes it unused), and again by the
- * socket's first write, the request itself: the only gap left is between that answer and the
- * write system call in the same synchronous call, which no check inside the process can close
- * (a stop can land after any check). A run refused at the write publishes nothing either.
- */
-async function gatedConnect(o: TlsOptions, owner: () => (() => boolean) | undefined): Promise<buildConnector.connector> {
-  const { buildConnector: build } = await undici();
-  const base = build(connectOptions(o));
-  return (opts, callback) =>
-    base(opts, (err, socket) => {
-      const stillOwner = owner();
-      if (err || !socket || !stillOwner) return callback(err, socket as never);
-      if (!stillOwner()) {
-        socket.destroy();
-        return callback(new LeaseLostError('the check\'s lease was lost before the request was sent'), null);
-      }
-      const write = socket.write;
-      // Requests go out with Connection: close, so the first write of a socket is its request.
-      socket.write = function gatedWrite(this: typeof socket, ...args: Parameters<typeof write>): boolean {
-        socket.write = write;
-        if (stillOwner()) return write.apply(this, args);
-        socket.destroy(new LeaseLostError('the check\'s lease was lost before the request was sent'));
-        return false;
-      } as typeof write;
-      callback(null, socket as never);
-    });
 }
 
 /**
@@ -325,7 +294,7 @@ export default defineProbe({
     const { Agent, errors, interceptors } = await undici();
     const tls: TlsOptions = { insecure: p.insecure, ca, servername: p.servername, backstop: ctx.timeoutMs * 2 };
     // Redirects may lead to other origins: those runs get an Agent of their own, destroyed after.
-    const agent = p.followRedirects ? new Agent({ connect: await gatedConnect(tls, () => ctx.stillOwner), headersTimeout: tls.backstop, bodyTimeout: tls.backstop }) : undefined;
+    const agent = p.followRedirects ? new Agent({ connect: await leaseConnector(connectOptions(tls), () => ctx.stillOwner), headersTimeout: tls.backstop, bodyTimeout: tls.backstop }) : undefined;
     const dispatcher = agent ? agent.compose(interceptors.redirect({ maxRedirections: p.maxRedirects })) : await clientFor(ctx.checkId, target.origin, tls);
     if (ctx.stillOwner) owners.set(ctx.checkId, ctx.stillOwner);
     else owners.delete(ctx.checkId);

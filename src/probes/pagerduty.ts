@@ -5,6 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Agent, Dispatcher } from 'undici';
 import { reasonFromError } from '../reasons.js';
+import { agentConnect } from './lease.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 import { commonjs, lazy } from './lazy.js';
 import { httpUrlProblem } from './shared.js';
@@ -98,7 +99,7 @@ export default defineProbe({
 
     const backstop = ctx.timeoutMs * 2;
     const { Agent } = await undici();
-    const agent = new Agent({ connect: { timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
+    const agent = new Agent({ connect: await agentConnect({ timeout: backstop }, ctx), headersTimeout: backstop, bodyTimeout: backstop });
     try {
       const q = new URLSearchParams({ 'schedule_ids[]': p.schedule, limit: '100' });
       const r = await get(ctx, agent, `${root}/oncalls?${q}`, token, key);

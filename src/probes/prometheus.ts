@@ -18,6 +18,7 @@ import { Value } from '@sinclair/typebox/value';
 import type { Agent } from 'undici';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { RegexSyntaxError, SafeRegex } from '../regex.js';
+import { agentConnect } from './lease.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 import { commonjs, lazy } from './lazy.js';
 import { scrubSecrets } from './shared.js';
@@ -588,7 +589,7 @@ export class ApiClient {
     // The check's signal is the timeout; undici's own timers are only a backstop.
     const backstop = ctx.timeoutMs * 2;
     const { Agent } = await undici();
-    const agent = new Agent({ connect: { rejectUnauthorized: !p.insecure, ca, timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
+    const agent = new Agent({ connect: await agentConnect({ rejectUnauthorized: !p.insecure, ca, timeout: backstop }, ctx), headersTimeout: backstop, bodyTimeout: backstop });
     return new ApiClient(base, opts.service, headers, agent, ctx.signal, ctx.timeoutMs, { via, values });
   }
 

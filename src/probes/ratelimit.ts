@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
 import { reasonFromError, type Reason } from '../reasons.js';
 import { commonjs, lazy } from './lazy.js';
+import { agentConnect } from './lease.js';
 import { defineProbe, ProbeError, type Observation } from './types.js';
 
 const undici = lazy(() => import('undici').then(commonjs));
@@ -115,7 +116,7 @@ export default defineProbe({
 
     const backstop = ctx.timeoutMs * 2;
     const { Agent, request } = await undici();
-    const agent = new Agent({ connections: concurrency, connect: { timeout: backstop }, headersTimeout: backstop, bodyTimeout: backstop });
+    const agent = new Agent({ connections: concurrency, connect: await agentConnect({ timeout: backstop }, ctx), headersTimeout: backstop, bodyTimeout: backstop });
     let sent = 0;
     let ok = 0;
     let other = 0;

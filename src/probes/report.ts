@@ -9,6 +9,7 @@ import { reasonFromError, type Reason } from '../reasons.js';
 import { SafeRegex } from '../regex.js';
 import { commonjs, lazy } from './lazy.js';
 import { awsSecrets, s3Client, s3Error, s3Sdk } from './s3.js';
+import { agentConnect } from './lease.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 
 const undici = lazy(() => import('undici').then(commonjs));
@@ -351,10 +352,10 @@ async function readFileCapped(path: string, cap: number, signal: AbortSignal): P
   }
 }
 
-async function fetchUrl(url: string, headers: Record<string, string>, cap: number, signal: AbortSignal, timeoutMs: number): Promise<Loaded> {
+async function fetchUrl(url: string, headers: Record<string, string>, cap: number, signal: AbortSignal, timeoutMs: number, ctx: { stillOwner?: () => boolean }): Promise<Loaded> {
   const where = safeUrl(url);
   const { Agent, request } = await undici();
-  const agent = new Agent({ connect: { timeout: timeoutMs * 2 }, headersTimeout: timeoutMs * 2, bodyTimeout: timeoutMs * 2 });
+  const agent = new Agent({ connect: await agentConnect({ timeout: timeoutMs * 2 }, ctx), headersTimeout: timeoutMs * 2, bodyTimeout: timeoutMs * 2 });
   try {
     const res = await request(url, { headers, signal, dispatcher: agent });
     if (res.statusCode < 200 || res.statusCode >= 300) {
@@ -509,7 +510,7 @@ export default defineProbe({
           if (!token) return { fields: {}, error: { reason: 'unconfigured', message: `environment variable ${p.bearerTokenEnv} (bearerTokenEnv) is not set` } };
           headers.authorization = `Bearer ${token}`;
         }
-        loaded = await fetchUrl(p.source, headers, p.maxBytes, ctx.signal, ctx.timeoutMs);
+        loaded = await fetchUrl(p.source, headers, p.maxBytes, ctx.signal, ctx.timeoutMs, ctx);
       } else if (p.source.startsWith('s3://')) {
         loaded = await fetchS3(p.source, p.s3 ?? {}, p.maxBytes, ctx);
       } else {

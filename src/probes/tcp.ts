@@ -16,6 +16,7 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Type } from '@sinclair/typebox';
+import { leaseLost } from './lease.js';
 import { defineProbe, ProbeError, type Observation } from './types.js';
 import { untilAborted } from './shared.js';
 
@@ -90,7 +91,7 @@ export default defineProbe({
     return /[/:]/.test(host) && !net.isIP(host) ? [`host "${host}" must be a host name or IP address, not a URL (the port goes in port)`] : [];
   },
 
-  async run({ host, port, connectTimeoutMs }, { signal }): Promise<Observation> {
+  async run({ host, port, connectTimeoutMs }, { signal, stillOwner }): Promise<Observation> {
     const target = `${host}:${port}`;
     let addresses: string[];
     try {
@@ -104,6 +105,8 @@ export default defineProbe({
       throw err;
     }
 
+    // HA: resolving may have taken a while, or the process was stopped meanwhile (lease.ts).
+    if (stillOwner && !stillOwner()) throw leaseLost('connection');
     const attempts = await untilAborted(
       Promise.all(addresses.map((a) => connect(a, port, connectTimeoutMs, signal))),
       signal,

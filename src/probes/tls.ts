@@ -2,13 +2,15 @@
 // earliest expiry in it, whether it verifies, and whether it matches the host name. Expiry
 // thresholds belong in conditions (`days_left >= 30`); an unverified chain or a host name
 // mismatch fails the check by itself unless `verify: false`.
+import dns from 'node:dns';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import tls, { type DetailedPeerCertificate, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
-import { defineProbe, ProbeError, type Observation } from './types.js';
+import { leaseLost } from './lease.js';
+import { defineProbe, LeaseLostError, ProbeError, type Observation } from './types.js';
 import type { Reason } from '../reasons.js';
 
 const DAY_MS = 86_400_000;
@@ -96,6 +98,15 @@ function classify(err: NodeJS.ErrnoException): Reason {
   return 'error';
 }
 
+/** dns.lookup, then the lease question: a refusal connects nowhere. */
+function gatedLookup(stillOwner: () => boolean): NonNullable<tls.ConnectionOptions['lookup']> {
+  return (hostname, options, callback) =>
+    dns.lookup(hostname, options, ((err: NodeJS.ErrnoException | null, ...rest: unknown[]) => {
+      if (!err && !stillOwner()) return (callback as (e: Error) => void)(leaseLost('connection'));
+      (callback as (e: Error | null, ...r: unknown[]) => void)(err, ...rest);
+    }) as never);
+}
+
 /** Handshakes without rejecting any certificate; verification is read afterwards. */
 function handshake(opts: tls.ConnectionOptions, signal: AbortSignal, target: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
@@ -146,7 +157,7 @@ export default defineProbe({
     return problems;
   },
 
-  async run({ host, port, servername, ca, verify }, { signal }): Promise<Observation> {
+  async run({ host, port, servername, ca, verify }, { signal, stillOwner }): Promise<Observation> {
     const name = servername ?? host;
     const target = `${host}:${port}`;
     let caPem: string | undefined;
@@ -171,12 +182,14 @@ export default defineProbe({
           rejectUnauthorized: false,
           // Keep `authorized` about the chain alone: the name is checked separately.
           checkServerIdentity: () => undefined,
+          // HA: resolving may have taken a while, or the process was stopped meanwhile (lease.ts).
+          ...(stillOwner && { lookup: gatedLookup(stillOwner) }),
         },
         signal,
         target,
       );
     } catch (err) {
-      if (err instanceof ProbeError) throw err;
+      if (err instanceof ProbeError || err instanceof LeaseLostError) throw err;
       const e = err as NodeJS.ErrnoException & { reason?: unknown };
       const reason = classify(e);
       const hint = reason === 'protocol' ? ' (the server does not speak TLS on this port)' : '';
