@@ -9,6 +9,7 @@
 // socket. The only gap left is the one synchronous call from the answer to the write system
 // call, which no check inside the process can close (a stop can land after any check); the
 // scheduler publishes nothing of a refused run either.
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { buildConnector } from 'undici';
 import { commonjs, lazy } from './lazy.js';
@@ -20,14 +21,27 @@ export function leaseLost(what = 'request'): LeaseLostError {
   return new LeaseLostError(`the check's lease was lost before the ${what} was sent`);
 }
 
-/** Every write of `socket` asks `stillOwner` first; a refusal sends nothing and destroys the socket. */
+/**
+ * Every write of `socket` asks `stillOwner` first; a refusal sends nothing and destroys the
+ * socket. For a socket not yet connected too: net.Socket's connect() puts its own write back,
+ * so the gate is installed again after it.
+ */
 export function gateWrites<S extends Duplex>(socket: S, stillOwner: () => boolean): S {
   const write = socket.write;
-  socket.write = function gatedWrite(this: S, ...args: Parameters<typeof write>): boolean {
+  const gated = function gatedWrite(this: S, ...args: Parameters<typeof write>): boolean {
     if (stillOwner()) return write.apply(this, args);
     socket.destroy(leaseLost());
     return false;
   } as typeof write;
+  socket.write = gated;
+  if (socket instanceof Socket) {
+    const connect = socket.connect;
+    socket.connect = function gatedConnect(this: Socket, ...args: Parameters<typeof connect>) {
+      const r = connect.apply(this, args);
+      socket.write = gated;
+      return r;
+    } as typeof connect;
+  }
   return socket;
 }
 

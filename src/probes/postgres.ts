@@ -12,12 +12,13 @@
 // application_name readiness-exporter (the store's and the HA leases' too), and the counts
 // of connection_usage leave every one of them out: they are the exporter's, not the app's.
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { isIP, Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Type, type Static } from '@sinclair/typebox';
 import type pg from 'pg';
 import { reasonFromError, type Reason } from '../reasons.js';
-import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { gateWrites, leaseLost } from './lease.js';
+import { defineProbe, LeaseLostError, ProbeError, type Observation, type ProbeContext } from './types.js';
 import { lazy } from './lazy.js';
 import { scrubSecrets, untilAborted } from './shared.js';
 
@@ -239,12 +240,17 @@ async function readOnly<T>(conn: Connection, p: PostgresParams, ctx: ProbeContex
   }
   let ok = false;
   try {
-    const q: Tx = (sql, values) => client.query(sql as string, values);
+    // HA: each statement asks the lease question before it is sent (lease.ts): the pooled
+    // connection may have taken a while to open, or the process was stopped in between.
+    const q: Tx = (sql, values) => {
+      if (ctx.stillOwner && !ctx.stillOwner()) return Promise.reject(leaseLost('query'));
+      return client.query(sql as string, values);
+    };
     const result = await untilAborted(
       (async () => {
         // set_config takes a snapshot, so the statement after it cannot SET TRANSACTION READ WRITE.
-        await client.query('BEGIN READ ONLY');
-        await client.query("SELECT set_config('statement_timeout', $1, true)", [String(statementTimeout(p, ctx))]);
+        await q('BEGIN READ ONLY');
+        await q("SELECT set_config('statement_timeout', $1, true)", [String(statementTimeout(p, ctx))]);
         const r = await fn(q, client);
         await client.query('ROLLBACK');
         return r;
@@ -338,7 +344,10 @@ const ready: Measurement = (p, ctx, conn) => readyTurn(conn, ctx, () => readyNow
 const readyNow: Measurement = async (p, ctx, conn) => {
   const t0 = performance.now();
   const { Client } = await loadPg();
-  const client = new Client(conn.config);
+  // HA: its own connection is the probe (what pg_isready does), so its socket's writes ask the
+  // lease question, the startup message first (lease.ts).
+  const { stillOwner } = ctx;
+  const client = new Client(stillOwner ? { ...conn.config, stream: () => gateWrites(new Socket(), stillOwner) } : conn.config);
   client.on('error', () => {});
   const work = (async () => {
     await client.connect();
@@ -794,6 +803,7 @@ export default defineProbe({
       conn = connection(p.url, p);
       return await MEASUREMENTS[p.measure](p, ctx, conn);
     } catch (err) {
+      if (err instanceof LeaseLostError) throw err;
       const c: Classified = conn
         ? classify(err, conn, statementTimeout(p, ctx))
         : { reason: err instanceof ProbeError ? err.reason : 'error', message: err instanceof Error ? err.message : String(err), status: 'no_response' };
