@@ -33,6 +33,28 @@ function params(input: Record<string, unknown>): Static<typeof httpProbe.params>
   return p as Static<typeof httpProbe.params>;
 }
 
+/**
+ * The check `web` (http, at `url`) in a scheduler whose lease epoch is `epoch()` (the test
+ * changes it, as another replica taking the check over does): once through the check's
+ * client, once through a redirect-following agent.
+ */
+function httpRuns(url: string, epoch: () => number, extra: Record<string, unknown> = {}) {
+  const ownership = {
+    replicaId: 'r1',
+    owns: () => true,
+    fence: () => ({ owner: 'r1', epoch: epoch() }),
+    owned: () => ['web'],
+    start: async () => {},
+    stop: async () => {},
+  };
+  return [false, true].map((followRedirects) => {
+    const def = makeDef(() => ({ fields: {} }), { id: 'web', kind: 'http', probe: httpProbe as never, params: params({ url, ...extra, followRedirects }), timeoutMs: 5_000 });
+    const store = new MemoryStore();
+    const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0, ownership });
+    return { sched, store, how: followRedirects ? 'through a redirect-following agent' : 'through the check\'s client' };
+  });
+}
+
 t.test('a lease lost while the probe connects: no request is sent, nothing is published', async (t) => {
   const cert = makeCert({ cn: 'localhost', altNames: ['localhost', '127.0.0.1'] });
   let requests = 0;
@@ -61,19 +83,7 @@ t.test('a lease lost while the probe connects: no request is sent, nothing is pu
   t.teardown(() => new Promise<void>((r) => front.close(() => r())));
   const url = `https://127.0.0.1:${(front.address() as net.AddressInfo).port}/health`;
 
-  const ownership = {
-    replicaId: 'r1',
-    owns: () => true,
-    fence: () => ({ owner: 'r1', epoch }),
-    owned: () => ['web'],
-    start: async () => {},
-    stop: async () => {},
-  };
-  for (const followRedirects of [false, true]) {
-    const def = makeDef(() => ({ fields: {} }), { id: 'web', kind: 'http', probe: httpProbe as never, params: params({ url, insecure: true, followRedirects }), timeoutMs: 5_000 });
-    const store = new MemoryStore();
-    const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0, ownership });
-    const how = followRedirects ? 'through a redirect-following agent' : 'through the check\'s client';
+  for (const { sched, store, how } of httpRuns(url, () => epoch, { insecure: true })) {
 
     // Precondition: with the lease kept, the same run reaches the target and is published.
     loseOnConnect = false;
@@ -128,19 +138,7 @@ t.test('a lease lost after the connection opened, before the request is written:
   };
   diagnostics.subscribe('undici:client:connected', onConnected);
   t.teardown(() => diagnostics.unsubscribe('undici:client:connected', onConnected));
-  const ownership = {
-    replicaId: 'r1',
-    owns: () => true,
-    fence: () => ({ owner: 'r1', epoch }),
-    owned: () => ['web'],
-    start: async () => {},
-    stop: async () => {},
-  };
-  for (const followRedirects of [false, true]) {
-    const def = makeDef(() => ({ fields: {} }), { id: 'web', kind: 'http', probe: httpProbe as never, params: params({ url, followRedirects }), timeoutMs: 5_000 });
-    const store = new MemoryStore();
-    const sched = new Scheduler(checklistOf(def), { store, log, maxJitterMs: 0, ownership });
-    const how = followRedirects ? 'through a redirect-following agent' : 'through the check\'s client';
+  for (const { sched, store, how } of httpRuns(url, () => epoch)) {
 
     loseOnConnected = false;
     [requests, connected] = [0, 0];
