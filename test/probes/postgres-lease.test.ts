@@ -8,6 +8,7 @@ import { Ajv } from 'ajv';
 import t from 'tap';
 import postgresProbe from '../../src/probes/postgres.js';
 import { LeaseLostError } from '../../src/probes/types.js';
+import { makeTestPki } from '../helpers/certs.js';
 import { makeCtx } from '../helpers/ctx.js';
 import { startPostgres } from '../helpers/postgres.js';
 
@@ -76,4 +77,15 @@ t.test('a pooled measure: a lease lost while the pool connects sends no statemen
   await new Promise((r) => setTimeout(r, 50));
   t.type(lost, LeaseLostError, 'the run says the lease was lost');
   t.notMatch(sent.toString('latin1'), /BEGIN|SELECT 41/, 'no statement reached the server');
+});
+
+t.test('ready over TLS: the SSLRequest is the first write, and it asks', async (t) => {
+  const pki = makeTestPki();
+  const tlsServer = await startPostgres(t, { tls: { cert: pki.valid.cert + pki.ca.cert, key: pki.valid.key } });
+  const p = params({ url: tlsServer.url, measure: 'ready', sslmode: 'require' });
+  const kept = await postgresProbe.run(p, { ...makeCtx(), stillOwner: () => true });
+  t.equal(kept.error, undefined, 'with the lease kept it answers over TLS (the gate does not break the upgrade)');
+  t.match(kept.fields, { status: 'accepting' });
+  const lost = await postgresProbe.run(p, { ...makeCtx(), stillOwner: () => false }).catch((err: unknown) => err);
+  t.type(lost, LeaseLostError, 'with the lease lost it sends nothing');
 });
