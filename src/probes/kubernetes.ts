@@ -83,7 +83,7 @@ async function measure(p: KubeParams, ctx: ProbeContext, { clusterFor, getJson }
       return inf.list() as never;
     },
     absent: (res) => informers.get(res)?.absent ?? false,
-    getJson: (path) => getJson(cluster.kc, path, { signal: ctx.signal }),
+    getJson: (path) => getJson(cluster.kc, path, { signal: ctx.signal, ...(ctx.stillOwner && { stillOwner: ctx.stillOwner }) }),
   };
   const obs = await m.run(view);
   if (staleMs > 0) {

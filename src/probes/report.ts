@@ -407,7 +407,7 @@ async function fetchS3(source: string, o: S3Settings, cap: number, ctx: ProbeCon
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(source);
   if (!m) throw new ProbeError('error', `${source} is not s3://bucket/key`);
   const { GetObjectCommand } = await s3Sdk();
-  const client = await s3Client(s3Settings(o), ctx.env);
+  const client = await s3Client(s3Settings(o), ctx.env, ctx.stillOwner);
   try {
     const out = await client.send(new GetObjectCommand({ Bucket: m[1], Key: m[2] }), { abortSignal: ctx.signal });
     if ((out.ContentLength ?? 0) > cap) {

@@ -8,6 +8,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { reasonFromError } from '../reasons.js';
 import { SafeRegex } from '../regex.js';
 import { commonjs, lazy } from './lazy.js';
+import { leaseLost } from './lease.js';
 import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 
 /** The AWS SDK's S3 client, loaded by the first run that needs it (this kind's and report's). */
@@ -54,8 +55,16 @@ export function awsSecrets(p: S3Credentials, env: NodeJS.ProcessEnv): string[] {
   return names.map((n) => env[n] ?? '');
 }
 
-/** The client for a check's params, with its credentials from the environment. */
-export async function s3Client(p: Pick<S3Params, 'region' | 'endpoint' | 'forcePathStyle' | 'credentials' | 'accessKeyIdEnv' | 'secretAccessKeyEnv' | 'sessionTokenEnv'>, env: NodeJS.ProcessEnv): Promise<S3Client> {
+/**
+ * The client for a check's params, with its credentials from the environment. With a lease
+ * question (HA), every request asks it once signed, right before it is sent (lease.ts): a
+ * listing of many pages stops at the page after the lease was lost.
+ */
+export async function s3Client(
+  p: Pick<S3Params, 'region' | 'endpoint' | 'forcePathStyle' | 'credentials' | 'accessKeyIdEnv' | 'secretAccessKeyEnv' | 'sessionTokenEnv'>,
+  env: NodeJS.ProcessEnv,
+  stillOwner?: () => boolean,
+): Promise<S3Client> {
   const config: S3ClientConfig = {
     region: p.region,
     forcePathStyle: p.forcePathStyle,
@@ -72,7 +81,17 @@ export async function s3Client(p: Pick<S3Params, 'region' | 'endpoint' | 'forceP
     config.credentials = { accessKeyId, secretAccessKey, ...(sessionToken && { sessionToken }) };
   }
   const { S3Client } = await s3Sdk();
-  return new S3Client(config);
+  const client = new S3Client(config);
+  if (stillOwner) {
+    client.middlewareStack.add(
+      (next) => (args) => {
+        if (!stillOwner()) throw leaseLost();
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'readinessLeaseGate' },
+    );
+  }
+  return client;
 }
 
 /** An S3 SDK error as a ProbeError: refusals are auth, missing buckets http-status, the rest by transport. */
@@ -141,7 +160,7 @@ export default defineProbe({
     const where = `s3://${p.bucket}/${p.prefix}`;
     let client: S3Client;
     try {
-      client = await s3Client(p, ctx.env);
+      client = await s3Client(p, ctx.env, ctx.stillOwner);
     } catch (err) {
       const e = err as ProbeError;
       return { fields: {}, error: { reason: e.reason, message: e.message } };

@@ -904,3 +904,17 @@ t.test('deploy/base/rbac.yaml grants list/watch on exactly what the probe reads'
   for (const d of Object.values(R)) for (const v of ['list', 'watch']) needed.add(`${d.group}/${d.plural}:${v}`);
   t.same([...granted].sort(), [...needed].sort());
 });
+
+t.test('HA: a metrics.k8s.io request asks the lease question right before it is sent', async (t) => {
+  api.put('nodes', node('n1'));
+  api.setNodeMetrics('n1', { cpu: '1', memory: '4Gi' });
+  const p = params('node_usage', 'ha-gate');
+  await until(p, passing); // the nodes informer is synced: the run's only request is the metrics GET
+  const before = api.count({ plural: 'metrics' });
+  const kept = await kubernetes.run(p, { ...makeCtx({ timeoutMs: 3000 }), stillOwner: () => true });
+  t.notOk(kept.error, 'with the lease kept the measurement runs');
+  t.equal(api.count({ plural: 'metrics' }), before + 1, 'and asks metrics.k8s.io once');
+  const lost = await kubernetes.run(p, { ...makeCtx({ timeoutMs: 3000 }), stillOwner: () => false });
+  t.match(lost.error?.message, /lease was lost/, 'with the lease lost the run says so');
+  t.equal(api.count({ plural: 'metrics' }), before + 1, 'and sends no request');
+});

@@ -201,3 +201,19 @@ t.test('validate', async (t) => {
   t.throws(() => params({ bucket: 'Bad_Bucket' }), /pattern/);
   t.throws(() => params({ bucket: 'b-1', expectedOwner: '12' }), /pattern/);
 });
+
+t.test('HA: each request asks the lease question once signed: a listing stops at the page after the loss', async (t) => {
+  let pages = 0;
+  const ctx = (stillOwner: () => boolean) => ({ ...makeCtx({ env: ENV, timeoutMs: 8000 }), stillOwner });
+  const p = params({ ...base, bucket: 'backups', prefix: 'postgres/daily/', pageSize: 10 });
+  let before = s3.seen.length;
+  const kept = await s3Probe.run(p, ctx(() => true));
+  t.equal(kept.fields.objects, 35, 'with the lease kept the whole listing runs');
+  t.equal(s3.seen.length - before, 4, 'in 4 pages');
+
+  // The lease is lost once the first page was asked for: the second is never sent.
+  before = s3.seen.length;
+  const lost = await s3Probe.run(p, ctx(() => pages++ < 1));
+  t.equal(s3.seen.length - before, 1, 'one page was asked for, then nothing');
+  t.match(lost.error?.message, /lease was lost/, 'and the run says why');
+});

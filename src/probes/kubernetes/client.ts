@@ -6,6 +6,7 @@ import https from 'node:https';
 import { delimiter, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { reasonFromError, type Reason } from '../../reasons.js';
+import { leaseLost } from '../lease.js';
 import { ProbeError } from '../types.js';
 import { kubeconfigOrigin, NO_KUBECONFIG } from './source.js';
 
@@ -87,7 +88,7 @@ const MAX_BODY = 256 * 1024 * 1024;
  * certificates come from the kubeconfig through client-node (token files, exec plugins and
  * OIDC included); every call gets fresh headers, so a rotated token is picked up.
  */
-export async function getJson<T>(kc: KubeConfig, path: string, opts: { accept?: string; signal: AbortSignal }): Promise<T> {
+export async function getJson<T>(kc: KubeConfig, path: string, opts: { accept?: string; signal: AbortSignal; stillOwner?: () => boolean }): Promise<T> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new ProbeError('unconfigured', 'the kubeconfig has no current cluster');
   const init = await kc.applyToFetchOptions({});
@@ -98,6 +99,9 @@ export async function getJson<T>(kc: KubeConfig, path: string, opts: { accept?: 
   const url = new URL(cluster.server.replace(/\/+$/, '') + path);
   const agent = init.agent as http.Agent | undefined;
   const mod = url.protocol === 'http:' ? http : https;
+  // HA: the credentials may have taken a while (an exec plugin, a token refresh), or the
+  // process was stopped meanwhile: ask the lease question right before the request (lease.ts).
+  if (opts.stillOwner && !opts.stillOwner()) throw leaseLost();
   try {
     return await new Promise<T>((resolvePromise, reject) => {
       const req = mod.get(url, { headers, agent, signal: opts.signal }, (res) => {
