@@ -191,13 +191,18 @@ t.test('a lease lost between two requests of one run: the next request is not se
 
 t.test('a lease lost while the host resolves: tcp and tls connect nowhere', async (t) => {
   let connections = 0;
-  const listener = net.createServer((s) => {
+  const accept = (s: net.Socket) => {
     connections++;
     s.destroy();
-  });
+  };
+  const listener = net.createServer(accept);
   await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => listener.close(() => r())));
   const port = (listener.address() as net.AddressInfo).port;
+  // `localhost` may resolve to ::1 first: listen there too where the machine has IPv6.
+  const v6 = net.createServer(accept);
+  await new Promise<void>((r) => v6.once('error', () => r()).listen(port, '::1', r));
+  t.teardown(() => new Promise<void>((r) => (v6.listening ? v6.close(() => r()) : r())));
   // `localhost` resolves (from /etc/hosts) after the run started: the harness's question was
   // answered yes, and the lease is gone by the time the address is known.
   for (const [kind, probe, input] of [
