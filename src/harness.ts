@@ -5,7 +5,7 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { evaluateCondition, evaluateConditionAsync, resolveField } from './conditions.js';
 import type { CheckDef } from './config/types.js';
-import { LeaseLostError, ProbeError, type Observation } from './probes/types.js';
+import { assertLease, LeaseLostError, ProbeError, type Observation } from './probes/types.js';
 import { reasonFromError, type Reason } from './reasons.js';
 import type { CheckStatus, ConditionOutcome, Records, RunResult, RunState } from './store/types.js';
 import { scrubSecrets } from './probes/shared.js';
@@ -73,7 +73,7 @@ export async function runCheck(def: CheckDef, deps: RunDeps): Promise<RunResult>
     aborted.catch(() => {});
     if (loadFailed !== undefined) throw loadFailed;
     // Loading the client library may have taken a while (or the process was stopped meanwhile).
-    if (deps.stillOwner && !deps.stillOwner()) throw new LeaseLostError('the check\'s lease was lost before the probe was sent');
+    assertLease(deps.stillOwner, 'probe');
     obs = await Promise.race([
       def.probe.run(def.params as never, {
         signal: ac.signal,

@@ -13,13 +13,9 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { buildConnector } from 'undici';
 import { commonjs, lazy } from './lazy.js';
-import { LeaseLostError } from './types.js';
+import { leaseLost } from './types.js';
 
 const undici = lazy(() => import('undici').then(commonjs));
-
-export function leaseLost(what = 'request'): LeaseLostError {
-  return new LeaseLostError(`the check's lease was lost before the ${what} was sent`);
-}
 
 /**
  * Every write of `socket` asks `stillOwner` first; a refusal sends nothing and destroys the

@@ -17,8 +17,8 @@ import type { ConnectionOptions } from 'node:tls';
 import { Type, type Static } from '@sinclair/typebox';
 import type pg from 'pg';
 import { reasonFromError, type Reason } from '../reasons.js';
-import { gateWrites, leaseLost } from './lease.js';
-import { defineProbe, LeaseLostError, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { gateWrites } from './lease.js';
+import { assertLease, defineProbe, LeaseLostError, ProbeError, type Observation, type ProbeContext } from './types.js';
 import { lazy } from './lazy.js';
 import { scrubSecrets, untilAborted } from './shared.js';
 
@@ -242,8 +242,8 @@ async function readOnly<T>(conn: Connection, p: PostgresParams, ctx: ProbeContex
   try {
     // HA: each statement asks the lease question before it is sent (lease.ts): the pooled
     // connection may have taken a while to open, or the process was stopped in between.
-    const q: Tx = (sql, values) => {
-      if (ctx.stillOwner && !ctx.stillOwner()) return Promise.reject(leaseLost('query'));
+    const q: Tx = async (sql, values) => {
+      assertLease(ctx.stillOwner, 'query');
       return client.query(sql as string, values);
     };
     const result = await untilAborted(

@@ -8,8 +8,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { reasonFromError } from '../reasons.js';
 import { SafeRegex } from '../regex.js';
 import { commonjs, lazy } from './lazy.js';
-import { leaseLost } from './lease.js';
-import { defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
+import { assertLease, defineProbe, ProbeError, type Observation, type ProbeContext } from './types.js';
 
 /** The AWS SDK's S3 client, loaded by the first run that needs it (this kind's and report's). */
 export const s3Sdk = lazy(() => import('@aws-sdk/client-s3').then(commonjs));
@@ -85,7 +84,7 @@ export async function s3Client(
   if (stillOwner) {
     client.middlewareStack.add(
       (next) => (args) => {
-        if (!stillOwner()) throw leaseLost();
+        assertLease(stillOwner);
         return next(args);
       },
       { step: 'finalizeRequest', priority: 'low', name: 'readinessLeaseGate' },

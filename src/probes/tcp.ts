@@ -16,8 +16,7 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Type } from '@sinclair/typebox';
-import { leaseLost } from './lease.js';
-import { defineProbe, ProbeError, type Observation } from './types.js';
+import { assertLease, defineProbe, ProbeError, type Observation } from './types.js';
 import { untilAborted } from './shared.js';
 
 /** How a connection attempt ended. */
@@ -106,7 +105,7 @@ export default defineProbe({
     }
 
     // HA: resolving may have taken a while, or the process was stopped meanwhile (lease.ts).
-    if (stillOwner && !stillOwner()) throw leaseLost('connection');
+    assertLease(stillOwner, 'connection');
     const attempts = await untilAborted(
       Promise.all(addresses.map((a) => connect(a, port, connectTimeoutMs, signal))),
       signal,

@@ -9,8 +9,7 @@ import { isIP } from 'node:net';
 import tls, { type DetailedPeerCertificate, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
-import { leaseLost } from './lease.js';
-import { defineProbe, LeaseLostError, ProbeError, type Observation } from './types.js';
+import { defineProbe, LeaseLostError, leaseLost, ProbeError, type Observation } from './types.js';
 import type { Reason } from '../reasons.js';
 
 const DAY_MS = 86_400_000;

@@ -57,12 +57,25 @@ export interface MissingConfig {
   message: string;
 }
 
-/** What the harness hands to a probe run. */
 /** HA: a run that sent nothing because the replica no longer holds the check's lease (the scheduler publishes nothing of it). */
 export class LeaseLostError extends Error {
   override name = 'LeaseLostError';
 }
 
+/** The error of a run refused before its `what` was sent. */
+export function leaseLost(what = 'request'): LeaseLostError {
+  return new LeaseLostError(`the check's lease was lost before the ${what} was sent`);
+}
+
+/**
+ * Asks the run's lease question (ProbeContext.stillOwner; outside HA there is none) and throws
+ * leaseLost(what) when the lease is no longer held: right before `what` is sent.
+ */
+export function assertLease(stillOwner: (() => boolean) | undefined, what?: string): void {
+  if (stillOwner && !stillOwner()) throw leaseLost(what);
+}
+
+/** What the harness hands to a probe run. */
 export interface ProbeContext {
   /** Aborted at the check's timeout and at shutdown: pass it to every I/O call. */
   signal: AbortSignal;

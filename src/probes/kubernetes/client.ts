@@ -6,8 +6,7 @@ import https from 'node:https';
 import { delimiter, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { reasonFromError, type Reason } from '../../reasons.js';
-import { leaseLost } from '../lease.js';
-import { ProbeError } from '../types.js';
+import { assertLease, ProbeError } from '../types.js';
 import { kubeconfigOrigin, NO_KUBECONFIG } from './source.js';
 
 
@@ -101,7 +100,7 @@ export async function getJson<T>(kc: KubeConfig, path: string, opts: { accept?: 
   const mod = url.protocol === 'http:' ? http : https;
   // HA: the credentials may have taken a while (an exec plugin, a token refresh), or the
   // process was stopped meanwhile: ask the lease question right before the request (lease.ts).
-  if (opts.stillOwner && !opts.stillOwner()) throw leaseLost();
+  assertLease(opts.stillOwner);
   try {
     return await new Promise<T>((resolvePromise, reject) => {
       const req = mod.get(url, { headers, agent, signal: opts.signal }, (res) => {
