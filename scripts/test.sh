@@ -111,6 +111,12 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 passed=0 failed=0 skipped=0 status=0
 failed_steps=()
+step_failed() { # step_failed NAME: counted, and named again before the summary
+  echo "test.sh: $1 FAILED" >&2
+  failed=$((failed + 1))
+  failed_steps+=("$1")
+  status=1
+}
 step() { # step NAME CMD...: a static check counted as one test
   local name=$1
   shift
@@ -118,10 +124,7 @@ step() { # step NAME CMD...: a static check counted as one test
   if "$@"; then
     passed=$((passed + 1))
   else
-    echo "test.sh: $name FAILED" >&2
-    failed=$((failed + 1))
-    failed_steps+=("$name")
-    status=1
+    step_failed "$name"
   fi
 }
 
@@ -168,10 +171,7 @@ for i in "${!static_names[@]}"; do
   if [[ $(cat "$static_dir/$name.rc" 2>/dev/null) == 0 ]]; then
     passed=$((passed + 1))
   else
-    echo "test.sh: $name FAILED" >&2
-    failed=$((failed + 1))
-    failed_steps+=("$name")
-    status=1
+    step_failed "$name"
   fi
 done
 
